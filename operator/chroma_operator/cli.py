@@ -1,0 +1,30 @@
+"""The `chroma-operator` command: one entry point, one subcommand per program.
+
+Each subcommand lives next to the code it runs (`<component>/cli.py`) and imports its
+heavy dependencies lazily, so `chroma-operator --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from chroma_operator.encoder import cli as encoder_cli
+from chroma_operator.render_cli import crd_command, render_command
+from chroma_operator.router import cli as router_cli
+
+app = typer.Typer(
+    name="chroma-operator",
+    help="Run sharded Chroma clusters: on Kubernetes, or on one machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("render")(render_command)
+app.command("crd")(crd_command)
+app.command("router")(router_cli.command)
+app.command("encoder")(encoder_cli.command)
+
+
+def main() -> None:
+    app()

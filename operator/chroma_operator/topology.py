@@ -1,0 +1,99 @@
+"""The topology: what a router (and the local runtime) needs to know about one cluster.
+
+The builders write it as JSON into the `X-config` ConfigMap (key `topology.json`); the
+router reads it from the mounted file and reloads it when the file changes. It is the one
+contract between the control plane and the data plane, so it is a typed model with a
+version, not an ad-hoc dict.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+TOPOLOGY_VERSION = 1
+TOPOLOGY_KEY = "topology.json"
+CHROMA_CONFIG_KEY = "chroma.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ShardTopology(_Strict):
+    """One shard: every replica holds the whole shard (writes go to all, reads to one)."""
+
+    index: int = Field(ge=0)
+    endpoints: list[str] = Field(min_length=1, description="Base URLs of the shard's replicas")
+
+
+class HnswDefaults(_Strict):
+    """HNSW settings in Chroma's own collection-configuration spelling."""
+
+    space: Literal["l2", "cosine", "ip"] = "l2"
+    max_neighbors: int = 16
+    ef_construction: int = 100
+    ef_search: int = 100
+    num_threads: int | None = None
+    batch_size: int = 100
+    sync_threshold: int = 1000
+    resize_factor: float = 1.2
+
+    def as_collection_configuration(self) -> dict[str, object]:
+        """The `configuration.hnsw` object Chroma accepts on collection create."""
+        cfg = self.model_dump(exclude_none=True)
+        return {"hnsw": cfg}
+
+
+class CacheTopology(_Strict):
+    enabled: bool = True
+    max_entries: int = 10_000
+    ttl_seconds: float = 30.0
+
+
+class RouterTopology(_Strict):
+    shard_timeout_seconds: float = 10.0
+    partial_results: bool = False
+    cache: CacheTopology = CacheTopology()
+    peers: list[str] = Field(
+        default_factory=list,
+        description="Base URLs of every router; a write through one invalidates the others",
+    )
+
+
+class EncoderTopology(_Strict):
+    url: str = Field(description="Base URL of the encoder; TEI's /embed is under it")
+    model: str
+
+
+class SloTopology(_Strict):
+    latency_thresholds_ms: list[float] = Field(
+        default_factory=list,
+        description="Every latency SLO threshold: the router's histogram has a bucket bound at each",
+    )
+
+
+class Topology(_Strict):
+    version: Literal[1] = TOPOLOGY_VERSION
+    cluster: str
+    namespace: str
+    hash_scheme: Literal["jump-sha256"] = Field(
+        default="jump-sha256",
+        description="Record placement: jump consistent hash of the first 8 bytes of "
+        "sha256(id) read as a big-endian unsigned integer",
+    )
+    shards: list[ShardTopology] = Field(min_length=1)
+    hnsw: HnswDefaults = HnswDefaults()
+    router: RouterTopology = RouterTopology()
+    encoder: EncoderTopology | None = None
+    slo: SloTopology = SloTopology()
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys) so the same topology is the same bytes."""
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Topology:
+        return cls.model_validate(orjson.loads(text))
