@@ -13,7 +13,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-TOPOLOGY_VERSION = 1
+TOPOLOGY_VERSION: Literal[1] = 1
 TOPOLOGY_KEY = "topology.json"
 CHROMA_CONFIG_KEY = "chroma.yaml"
 
@@ -76,7 +76,7 @@ class SloTopology(_Strict):
 
 
 class Topology(_Strict):
-    version: Literal[1] = TOPOLOGY_VERSION
+    version: Literal[1] = 1
     cluster: str
     namespace: str
     hash_scheme: Literal["jump-sha256"] = Field(
@@ -92,7 +92,8 @@ class Topology(_Strict):
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+        options = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+        return orjson.dumps(self.model_dump(mode="json"), option=options).decode() + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Topology:

@@ -1,0 +1,140 @@
+"""The `X-config` ConfigMap: Chroma's server config and the cluster topology."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from chroma_operator.api.models import ChromaClusterSpec, Objective
+from chroma_operator.build import naming
+from chroma_operator.build.meta import Manifest, Owner, metadata
+from chroma_operator.topology import (
+    CHROMA_CONFIG_KEY,
+    TOPOLOGY_KEY,
+    CacheTopology,
+    EncoderTopology,
+    HnswDefaults,
+    RouterTopology,
+    ShardTopology,
+    SloTopology,
+    Topology,
+)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def chroma_server_config(
+    spec: ChromaClusterSpec,
+    *,
+    port: int = naming.CHROMA_PORT,
+    listen_address: str = "0.0.0.0",
+    persist_path: str = naming.DATA_DIR,
+) -> dict[str, Any]:
+    """Settings of the Chroma 1.5 (Rust) server, with `spec.chromaConfig` merged over them."""
+    generated: dict[str, Any] = {
+        "port": port,
+        "listen_address": listen_address,
+        "persist_path": persist_path,
+        "allow_reset": False,
+        "max_payload_size_bytes": 41_943_040,
+        "cors_allow_origins": [],
+        "sqlitedb": {"hash_type": "md5", "migration_mode": "apply"},
+    }
+    return _deep_merge(generated, spec.chroma_config)
+
+
+def chroma_config_yaml(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=True)
+
+
+def latency_thresholds(objectives: Sequence[Objective]) -> list[float]:
+    return sorted({o.threshold_ms for o in objectives if o.threshold_ms is not None})
+
+
+def build_topology(
+    name: str,
+    namespace: str,
+    spec: ChromaClusterSpec,
+    *,
+    shard_endpoints: Sequence[Sequence[str]],
+    router_peers: Sequence[str],
+    encoder_url: str | None,
+) -> Topology:
+    """The topology routers read; endpoints are given so the same spec serves k8s and local."""
+    h = spec.hnsw
+    return Topology(
+        cluster=name,
+        namespace=namespace,
+        shards=[
+            ShardTopology(index=i, endpoints=list(eps)) for i, eps in enumerate(shard_endpoints)
+        ],
+        hnsw=HnswDefaults(
+            space=h.space,
+            max_neighbors=h.max_neighbors,
+            ef_construction=h.ef_construction,
+            ef_search=h.ef_search,
+            num_threads=h.num_threads,
+            batch_size=h.batch_size,
+            sync_threshold=h.sync_threshold,
+            resize_factor=h.resize_factor,
+        ),
+        router=RouterTopology(
+            shard_timeout_seconds=spec.router.shard_timeout_seconds,
+            partial_results=spec.router.partial_results,
+            cache=CacheTopology(
+                enabled=spec.router.cache.enabled,
+                max_entries=spec.router.cache.max_entries,
+                ttl_seconds=spec.router.cache.ttl_seconds,
+            ),
+            peers=list(router_peers),
+        ),
+        encoder=(
+            EncoderTopology(url=encoder_url, model=spec.encoder.model)
+            if spec.encoder.enabled and encoder_url
+            else None
+        ),
+        slo=SloTopology(latency_thresholds_ms=latency_thresholds(spec.slo.objectives)),
+    )
+
+
+def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
+    """Topology with in-cluster DNS names: pod DNS for shards and router peers."""
+    hosts = [
+        [naming.pod_host(owner.name, owner.namespace, i, r) for r in range(spec.replicas)]
+        for i in range(spec.shards)
+    ]
+    encoder_url = (
+        f"http://{naming.service_host(naming.encoder(owner.name), owner.namespace)}:{spec.encoder.port}"
+        if spec.encoder.enabled
+        else None
+    )
+    return build_topology(
+        owner.name,
+        owner.namespace,
+        spec,
+        shard_endpoints=[[f"http://{h}:{naming.CHROMA_PORT}" for h in shard] for shard in hosts],
+        router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
+        encoder_url=encoder_url,
+    )
+
+
+def build_config_map(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(owner, naming.config_map(owner.name), "config"),
+        "data": {
+            CHROMA_CONFIG_KEY: chroma_config_yaml(chroma_server_config(spec)),
+            TOPOLOGY_KEY: kubernetes_topology(owner, spec).to_json(),
+        },
+    }

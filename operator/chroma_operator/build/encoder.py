@@ -1,0 +1,126 @@
+"""The embedding encoder: a Deployment (GPU or CPU) and its Service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chroma_operator.api.models import ChromaClusterSpec
+from chroma_operator.build import naming
+from chroma_operator.build.images import encoder_image
+from chroma_operator.build.meta import Manifest, Owner, metadata, selector_labels
+from chroma_operator.build.resources import container_resources
+from chroma_operator.build.security import container_security_context, pod_security_context
+
+COMPONENT = "encoder"
+MODEL_CACHE_DIR = "/var/cache/models"
+
+
+def _args(spec: ChromaClusterSpec) -> list[str]:
+    enc = spec.encoder
+    b = enc.batching
+    return [
+        "encoder",
+        "--model",
+        enc.model,
+        "--port",
+        str(enc.port),
+        "--device",
+        "cuda" if enc.gpu > 0 else "cpu",
+        "--dtype",
+        enc.dtype,
+        "--max-batch-size",
+        str(b.max_batch_size),
+        "--max-batch-delay-ms",
+        str(b.max_batch_delay_ms),
+        "--max-client-batch",
+        str(b.max_client_batch),
+        "--max-queue",
+        str(b.max_queue),
+        "--truncate" if enc.truncate else "--no-truncate",
+    ]
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
+
+
+def build_encoder_deployment(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
+    enc = spec.encoder
+    selector = selector_labels(owner, COMPONENT)
+    gpu_limits = {enc.gpu_resource_name: enc.gpu} if enc.gpu > 0 else None
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(fs_group=False),
+        "containers": [
+            {
+                "name": "encoder",
+                "image": encoder_image(spec),
+                "imagePullPolicy": spec.image_pull_policy,
+                "args": _args(spec),
+                "env": [
+                    {"name": "HF_HUB_OFFLINE", "value": "1"},
+                    {"name": "HF_HOME", "value": MODEL_CACHE_DIR},
+                ],
+                "ports": [{"name": "http", "containerPort": enc.port, "protocol": "TCP"}],
+                "resources": container_resources(enc.resources, gpu_limits),
+                "securityContext": container_security_context(read_only_root=True),
+                "startupProbe": _probe("/health", 5, 60),
+                "readinessProbe": _probe("/health", 10, 3),
+                "livenessProbe": _probe("/health", 20, 6),
+                "volumeMounts": [
+                    {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "model-cache", "emptyDir": {"sizeLimit": "2Gi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+    }
+    if enc.gpu > 0:
+        pod["tolerations"] = [
+            {"key": enc.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    if enc.node_selector:
+        pod["nodeSelector"] = dict(enc.node_selector)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(owner, naming.encoder(owner.name), COMPONENT),
+        "spec": {
+            "replicas": enc.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": {**selector, "app.kubernetes.io/managed-by": "chroma-operator"}
+                },
+                "spec": pod,
+            },
+        },
+    }
+
+
+def build_encoder_service(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, naming.encoder(owner.name), COMPONENT),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(owner, COMPONENT),
+            "ports": [
+                {"name": "http", "port": spec.encoder.port, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
