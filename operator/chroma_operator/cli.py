@@ -11,6 +11,7 @@ import typer
 from chroma_operator.encoder import cli as encoder_cli
 from chroma_operator.render_cli import crd_command, render_command
 from chroma_operator.router import cli as router_cli
+from chroma_operator.tuner import cli as tuner_cli
 
 app = typer.Typer(
     name="chroma-operator",
@@ -24,6 +25,7 @@ app.command("render")(render_command)
 app.command("crd")(crd_command)
 app.command("router")(router_cli.command)
 app.command("encoder")(encoder_cli.command)
+app.command("tune")(tuner_cli.command)
 
 
 def main() -> None:
