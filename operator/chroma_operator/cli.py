@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from chroma_operator.encoder import cli as encoder_cli
+from chroma_operator.reconcile import cli as operator_cli
 from chroma_operator.render_cli import crd_command, render_command
 from chroma_operator.router import cli as router_cli
 from chroma_operator.tuner import cli as tuner_cli
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command("run")(operator_cli.command)
 app.command("render")(render_command)
 app.command("crd")(crd_command)
 app.command("router")(router_cli.command)

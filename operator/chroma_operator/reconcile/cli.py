@@ -1,0 +1,62 @@
+"""`chroma-operator run`: start the operator (kopf) against the current cluster."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+import typer
+
+
+class LogFormat(StrEnum):
+    plain = "plain"
+    json = "json"
+
+
+def command(
+    namespace: list[str] = typer.Option(
+        [], "--namespace", "-n", help="Watch this namespace (repeat for several; globs allowed)"
+    ),
+    all_namespaces: bool = typer.Option(
+        False, "--all-namespaces", "-A", help="Watch every namespace"
+    ),
+    standalone: bool = typer.Option(
+        False, "--standalone", help="No peering: run as the only replica"
+    ),
+    peering: str = typer.Option(
+        "chroma-operator", "--peering", help="Peering object shared by the replicas (HA)"
+    ),
+    priority: int = typer.Option(0, "--priority", help="Peering priority of this replica"),
+    liveness: str | None = typer.Option(
+        "http://0.0.0.0:8080/healthz", "--liveness", help="Liveness endpoint URL ('' to disable)"
+    ),
+    log_format: LogFormat = typer.Option(LogFormat.json, "--log-format", help="plain or json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
+    context: str | None = typer.Option(
+        None, "--context", help="kubeconfig context (outside a cluster)"
+    ),
+) -> None:
+    """Run the operator: reconcile ChromaClusters into shards, routers and encoders."""
+    import kopf
+
+    from chroma_operator.reconcile.handlers import register
+    from chroma_operator.reconcile.kube import KubeConfig
+
+    if not namespace and not all_namespaces:
+        raise typer.BadParameter("give --namespace NS (repeatable) or --all-namespaces")
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if log_format is LogFormat.json else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    registry = kopf.OperatorRegistry()
+    register(registry, KubeConfig.discover(context))
+    kopf.run(
+        registry=registry,
+        clusterwide=all_namespaces,
+        namespaces=namespace,
+        standalone=standalone,
+        peering_name=peering,
+        priority=priority,
+        liveness_endpoint=liveness or None,
+    )

@@ -1,0 +1,227 @@
+"""kopf handlers: one idempotent reconcile for create/update/resume, status from children.
+
+Handlers are registered on a given registry (a fresh one per test, the default one in
+production), so the same code runs under `chroma-operator run` and in the test suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+
+from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
+from chroma_operator.api.validate import InvalidResource, parse_cluster
+from chroma_operator.build import build_all
+from chroma_operator.build.meta import Owner
+from chroma_operator.reconcile import status as st
+from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
+from chroma_operator.reconcile.kube import Kube, KubeConfig
+from chroma_operator.reconcile.sync import SyncResult, read_children, sync_children
+
+Obj = dict[str, Any]
+MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
+STATUS_KINDS = {"StatefulSet", "Deployment"}
+STATUS_REFRESH_SECONDS = 60.0
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+RESHARDING = "ReshardingNotSupported"
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Context:
+    """What every handler shares: the API client and a lock per cluster."""
+
+    kube: Kube
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self.locks.setdefault((namespace, name), asyncio.Lock())
+
+
+def _resource_doc(body: Mapping[str, Any]) -> Obj:
+    meta = body.get("metadata", {})
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": dict(body.get("spec") or {}),
+    }
+
+
+def _emit(body: Mapping[str, Any], events: list[st.Event]) -> None:
+    for ev in events:
+        kopf.event(cast(Any, dict(body)), type=ev.type, reason=ev.reason, message=ev.message[:1024])
+
+
+async def _publish(
+    ctx: Context, body: Mapping[str, Any], previous: Mapping[str, Any], status: Obj
+) -> None:
+    if st.changed(previous, status):
+        meta = body["metadata"]
+        await ctx.kube.patch_status(
+            CHROMA_CLUSTER.api_version, KIND, meta["namespace"], meta["name"], status
+        )
+
+
+def _summary(verb: str, keys: list[tuple[str, str]]) -> str:
+    names = ", ".join(f"{kind} {name}" for kind, name in sorted(keys))
+    return f"{verb} {len(keys)} object(s): {names}"
+
+
+def _sync_events(result: SyncResult) -> list[st.Event]:
+    events = []
+    if result.created:
+        events.append(st.Event("Normal", "Created", _summary("Created", result.created)))
+    if result.patched:
+        events.append(st.Event("Normal", "Updated", _summary("Updated", result.patched)))
+    if result.deleted:
+        events.append(st.Event("Normal", "Deleted", _summary("Deleted", result.deleted)))
+    for (kind, name), message in result.failed:
+        events.append(st.Event("Warning", "ApplyFailed", f"{kind} {name}: {message}"))
+    return events
+
+
+async def _fresh(ctx: Context, namespace: str, name: str) -> Obj | None:
+    return await ctx.kube.get(CHROMA_CLUSTER.api_version, KIND, namespace, name)
+
+
+def _parse(body: Mapping[str, Any]) -> ChromaCluster | InvalidResource:
+    try:
+        return parse_cluster(_resource_doc(body))
+    except InvalidResource as exc:
+        return exc
+
+
+async def reconcile(
+    ctx: Context, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """Make the cluster's children match its spec and publish what is observed."""
+    async with ctx.lock(namespace, name):
+        body = await _fresh(ctx, namespace, name)
+        if body is None:
+            return
+        previous: Obj = dict(body.get("status") or {})
+        generation = body.get("metadata", {}).get("generation")
+        now = utcnow()
+        parsed = _parse(body)
+        if isinstance(parsed, InvalidResource):
+            logger.warning("Invalid ChromaCluster: %s", parsed)
+            status, events = st.failed_status(previous, parsed.problems, generation, now)
+            await _publish(ctx, body, previous, status)
+            _emit(body, events)
+            return
+        spec = parsed.spec
+        built_for = previous.get("shardCount")
+        if built_for is not None and built_for != spec.shards:
+            message = (
+                f"spec.shards: changing the shard count from {built_for} to {spec.shards} "
+                "needs resharding, which is not supported yet; nothing was changed"
+            )
+            status, events = st.refused_status(previous, RESHARDING, message, generation, now)
+            await _publish(ctx, body, previous, status)
+            _emit(body, events)
+            return
+        owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+        result = await sync_children(ctx.kube, owner, build_all(parsed, owner))
+        if result.writes:
+            logger.info(
+                "Synced: %d created, %d updated, %d deleted",
+                len(result.created),
+                len(result.patched),
+                len(result.deleted),
+            )
+        obs = st.observe(owner, spec, result.live)
+        obs.errors.extend(f"{k} {n}: {m}" for (k, n), m in result.failed)
+        status, events = st.next_status(previous, owner, spec, obs, generation, now)
+        await _publish(ctx, body, previous, status)
+        _emit(body, _sync_events(result) + events)
+
+
+async def refresh_status(ctx: Context, namespace: str, name: str) -> None:
+    """Recompute status from the children's status alone (no writes to children)."""
+    async with ctx.lock(namespace, name):
+        body = await _fresh(ctx, namespace, name)
+        if body is None:
+            return
+        parsed = _parse(body)
+        previous: Obj = dict(body.get("status") or {})
+        if isinstance(parsed, InvalidResource) or previous.get("reason") == RESHARDING:
+            return
+        if previous.get("shardCount") not in (None, parsed.spec.shards):
+            return
+        owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+        live = await read_children(ctx.kube, build_all(parsed, owner), STATUS_KINDS)
+        obs = st.observe(owner, parsed.spec, live)
+        generation = previous.get("observedGeneration")
+        status, events = st.next_status(previous, owner, parsed.spec, obs, generation, utcnow())
+        await _publish(ctx, body, previous, status)
+        _emit(body, events)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf settings: bookkeeping in status (no annotation limits), steady backoff."""
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffBase")
+    settings.posting.level = logging.INFO
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60, 120]
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+
+
+def register(registry: kopf.OperatorRegistry, config: KubeConfig) -> None:
+    """Attach every handler to `registry`; `config` says where the API server is."""
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=config.server,
+            token=config.token,
+            ca_path=config.ca_path,
+            certificate_path=config.cert_path,
+            private_key_path=config.key_path,
+            insecure=config.insecure,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure(settings)
+        memo.ctx = Context(kube=Kube(config))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        await memo.ctx.kube.aclose()
+
+    @kopf.on.probe(id="api", registry=registry)
+    def probe(**_: Any) -> str:
+        return utcnow()
+
+    @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, registry=registry)
+    @kopf.on.create(API_GROUP, API_VERSION, PLURAL, registry=registry)
+    @kopf.on.update(API_GROUP, API_VERSION, PLURAL, registry=registry)
+    async def reconcile_cluster(
+        name: str, namespace: str | None, memo: Any, logger: Logger, **_: Any
+    ) -> None:
+        await reconcile(memo.ctx, namespace or "default", name, logger)
+
+    @kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED, registry=registry)
+    @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry)
+    async def child_changed(
+        labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+    ) -> None:
+        owner = labels.get("app.kubernetes.io/instance")
+        if owner and namespace:
+            await refresh_status(memo.ctx, namespace, owner)
+
+    @kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=STATUS_REFRESH_SECONDS, registry=registry)
+    async def status_timer(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+        await refresh_status(memo.ctx, namespace or "default", name)

@@ -1,0 +1,213 @@
+"""Status from what is observed: phase, conditions and the Events worth emitting. Pure.
+
+Conditions follow the Kubernetes API conventions (type, status, reason, message,
+lastTransitionTime, observedGeneration), so Argo CD and Flux read health without
+custom code; lastTransitionTime only moves when a condition's status flips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chroma_operator.api.models import ChromaClusterSpec
+from chroma_operator.build import naming
+from chroma_operator.build.meta import Owner
+
+Obj = dict[str, Any]
+
+READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ShardObservation:
+    index: int
+    replicas: int
+    ready_replicas: int
+    exists: bool
+
+    @property
+    def ready(self) -> bool:
+        return self.exists and self.ready_replicas >= self.replicas
+
+
+@dataclass(frozen=True)
+class Observation:
+    shards: list[ShardObservation]
+    encoder_replicas: int | None = None
+    encoder_ready: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ready_shards(self) -> int:
+        return sum(s.ready for s in self.shards)
+
+    @property
+    def encoder_ok(self) -> bool:
+        return self.encoder_replicas is None or self.encoder_ready >= self.encoder_replicas
+
+
+def observe(
+    owner: Owner, spec: ChromaClusterSpec, live: Mapping[tuple[str, str], Obj]
+) -> Observation:
+    """Read readiness from the StatefulSets' and the encoder Deployment's own status."""
+    shards = []
+    for i in range(spec.shards):
+        sts = live.get(("StatefulSet", naming.shard(owner.name, i)))
+        st = (sts or {}).get("status", {}) or {}
+        shards.append(
+            ShardObservation(
+                index=i,
+                replicas=spec.replicas,
+                ready_replicas=int(st.get("readyReplicas", 0) or 0),
+                exists=sts is not None,
+            )
+        )
+    if not spec.encoder.enabled or spec.encoder.replicas == 0:
+        return Observation(shards=shards)
+    dep = live.get(("Deployment", naming.encoder(owner.name)))
+    dst = (dep or {}).get("status", {}) or {}
+    return Observation(
+        shards=shards,
+        encoder_replicas=spec.encoder.replicas,
+        encoder_ready=int(dst.get("availableReplicas", 0) or 0),
+    )
+
+
+def set_condition(
+    conditions: list[Obj],
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int | None,
+) -> list[Obj]:
+    """Replace one condition, keeping lastTransitionTime unless the status flipped."""
+    value = "True" if status else "False"
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == value else now
+    new = {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+    return [c for c in conditions if c.get("type") != type_] + [new]
+
+
+def endpoints(owner: Owner, spec: ChromaClusterSpec) -> Obj:
+    out = {"router": f"{naming.service_host(owner.name, owner.namespace)}:{naming.CHROMA_PORT}"}
+    if spec.encoder.enabled:
+        host = naming.service_host(naming.encoder(owner.name), owner.namespace)
+        out["encoder"] = f"http://{host}:{spec.encoder.port}"
+    return out
+
+
+def next_status(
+    previous: Mapping[str, Any],
+    owner: Owner,
+    spec: ChromaClusterSpec,
+    obs: Observation,
+    generation: int | None,
+    now: str,
+) -> tuple[Obj, list[Event]]:
+    """The status to publish and the Events its transitions deserve."""
+    prev_phase = previous.get("phase")
+    not_ready = [s for s in obs.shards if not s.ready]
+    problems = [f"shard {s.index}: {s.ready_replicas}/{s.replicas} ready" for s in not_ready]
+    if not obs.encoder_ok:
+        problems.append(f"encoder: {obs.encoder_ready}/{obs.encoder_replicas} available")
+    problems += obs.errors
+    all_ready = not problems
+
+    if all_ready:
+        phase, reason, message = "Ready", "AllShardsReady", f"{len(obs.shards)} shards ready"
+    elif prev_phase in ("Ready", "Degraded"):
+        phase, reason, message = "Degraded", "ShardsNotReady", "; ".join(problems)
+    else:
+        phase, reason, message = "Provisioning", "WaitingForShards", "; ".join(problems)
+
+    conditions = list(previous.get("conditions", []))
+    conditions = set_condition(conditions, READY, all_ready, reason, message, now, generation)
+    conditions = set_condition(
+        conditions, PROGRESSING, phase == "Provisioning", reason, message, now, generation
+    )
+    conditions = set_condition(
+        conditions, DEGRADED, phase == "Degraded", reason, message, now, generation
+    )
+    status: Obj = {
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "ready": f"{obs.ready_shards}/{len(obs.shards)}",
+        "shardCount": spec.shards,
+        "shards": [
+            {"index": s.index, "replicas": s.replicas, "readyReplicas": s.ready_replicas}
+            for s in obs.shards
+        ],
+        "endpoints": endpoints(owner, spec),
+        "conditions": conditions,
+    }
+    events: list[Event] = []
+    if phase != prev_phase:
+        if phase == "Ready":
+            events.append(Event("Normal", "Ready", message))
+        elif phase == "Degraded":
+            events.append(Event("Warning", "Degraded", message))
+        elif phase == "Provisioning":
+            events.append(Event("Normal", "Provisioning", message))
+    elif phase == "Degraded" and message != previous.get("message"):
+        events.append(Event("Warning", "Degraded", message))
+    return status, events
+
+
+def failed_status(
+    previous: Mapping[str, Any], problems: list[str], generation: int | None, now: str
+) -> tuple[Obj, list[Event]]:
+    """An unusable spec: say which field, write nothing else."""
+    message = "; ".join(problems)
+    conditions = list(previous.get("conditions", []))
+    conditions = set_condition(conditions, READY, False, "InvalidSpec", message, now, generation)
+    conditions = set_condition(
+        conditions, PROGRESSING, False, "InvalidSpec", message, now, generation
+    )
+    status: Obj = {
+        "phase": "Failed",
+        "reason": "InvalidSpec",
+        "message": message,
+        "observedGeneration": generation,
+        "conditions": conditions,
+    }
+    events = (
+        [] if previous.get("message") == message else [Event("Warning", "InvalidSpec", message)]
+    )
+    return status, events
+
+
+def refused_status(
+    previous: Mapping[str, Any], reason: str, message: str, generation: int | None, now: str
+) -> tuple[Obj, list[Event]]:
+    """A change the operator will not make: keep serving, say why, do not move on."""
+    conditions = set_condition(
+        list(previous.get("conditions", [])), PROGRESSING, False, reason, message, now, generation
+    )
+    status: Obj = {"reason": reason, "message": message, "conditions": conditions}
+    events = [] if previous.get("reason") == reason else [Event("Warning", reason, message)]
+    return status, events
+
+
+def changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether publishing `new` (a merge patch of status) would change anything."""
+    return any(previous.get(k) != v for k, v in new.items())

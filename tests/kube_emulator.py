@@ -1,0 +1,193 @@
+"""KMock's KubernetesEmulator made to behave like a real API server where kopf cares.
+
+KMock 0.8 stores objects as they are sent. A real API server also stamps `uid`,
+`resourceVersion`, `generation` and `creationTimestamp`, keeps `spec` out of status
+writes and `status` out of main-resource writes, and answers a failed JSON-patch `test`
+with 422. kopf relies on all of these, so this subclass adds them and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import itertools
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+import kopf
+from kmock._internal import enums, rendering
+from kmock._internal.dicts import merge_patch_dict
+
+from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL
+from chroma_operator.reconcile.handlers import register
+from chroma_operator.reconcile.kube import KubeConfig
+
+Obj = dict[str, Any]
+CLUSTERS = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
+
+
+def merge_diff(old: Obj, new: Obj) -> Obj:
+    """The RFC 7386 merge patch that turns `old` into `new` (None removes a key)."""
+    out: Obj = {}
+    for key in old.keys() - new.keys():
+        out[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            sub = merge_diff(before, value)
+            if sub:
+                out[key] = sub
+        elif key not in old or before != value:
+            out[key] = value
+    return out
+
+
+def _with_data(request: rendering.Request, data: Any) -> rendering.Request:
+    """Replace the parsed body in place (a new Request would lose its routing state)."""
+    object.__setattr__(request, "data", data)
+    return request
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # KMock 0.8 cannot parse the cluster-level path /api/v1/namespaces (kopf lists and
+        # watches it when given namespaces); serve it here from the namespaces in use.
+        if raw_request.path.rstrip("/") == "/api/v1/namespaces":
+            return await self._serve_namespaces(raw_request)
+        return await super().__call__(raw_request)
+
+    async def _serve_namespaces(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        names = sorted({ns for _, ns, _ in self.objects if ns} | {"default"})
+        items = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "resourceVersion": "1"}}
+            for n in names
+        ]
+        if raw_request.query.get("watch") != "true":
+            return aiohttp.web.json_response(
+                {"kind": "NamespaceList", "metadata": {"resourceVersion": "1"}, "items": items}
+            )
+        response = aiohttp.web.StreamResponse()
+        await response.prepare(raw_request)
+        for item in items:
+            await response.write(json.dumps({"type": "ADDED", "object": item}).encode() + b"\n")
+        await asyncio.sleep(3600)  # a quiet watch until the client or the server goes away
+        return response
+
+    def _has_status(self, resource: kmock.resource) -> bool:
+        return resource in self.resources and "status" in self.resources[resource].subresources
+
+    def _now(self) -> str:
+        return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def _handle(self, request: rendering.Request) -> Any:
+        if request.resource is not None and request.action == enums.action.CREATE:
+            request = self._stamp_create(request)
+        elif request.resource is not None and request.action == enums.action.UPDATE:
+            request = self._stamp_update(request)
+        return await super()._handle(request)
+
+    def _stamp_create(self, request: rendering.Request) -> rendering.Request:
+        data = copy.deepcopy(request.data or {})
+        meta = data.setdefault("metadata", {})
+        if request.namespace:
+            meta.setdefault("namespace", request.namespace)
+        meta.update(
+            uid=str(uuid.uuid4()),
+            resourceVersion=str(next(self._versions)),
+            generation=1,
+            creationTimestamp=self._now(),
+        )
+        if self._has_status(request.resource):  # type: ignore[arg-type]
+            data.pop("status", None)
+        return _with_data(request, data)
+
+    def _stamp_update(self, request: rendering.Request) -> rendering.Request:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return request  # the emulator answers 404
+        current: Obj = copy.deepcopy(self.objects[key].raw)
+        patch = request.data
+        if isinstance(patch, list):
+            try:
+                wanted = jsonpatch.apply_patch(current, patch, in_place=False)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from None
+        else:
+            wanted = dict(merge_patch_dict(current, patch or {}))
+        if request.subresource == "status":
+            wanted = {**current, "status": wanted.get("status")}
+        elif self._has_status(request.resource):  # type: ignore[arg-type]
+            wanted["status"] = current.get("status")
+            if wanted.get("status") is None:
+                wanted.pop("status", None)
+        meta = wanted.setdefault("metadata", {})
+        old_meta = current.get("metadata", {})
+        for field in ("uid", "creationTimestamp", "name", "namespace"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+        generation = int(old_meta.get("generation", 1))
+        if request.subresource is None and wanted.get("spec") != current.get("spec"):
+            generation += 1
+        meta["generation"] = generation
+        meta["resourceVersion"] = str(next(self._versions))
+        return _with_data(request, merge_diff(current, wanted))
+
+
+def declare_resources(server: ApiServer) -> None:
+    """Built-in kinds plus the ChromaCluster CRD, as discovery would list them."""
+    server.resources.load_bundled()
+    server.resources[CLUSTERS] = kmock.ResourceInfo(
+        kind=KIND,
+        singular=KIND.lower(),
+        namespaced=True,
+        subresources={"status"},
+        shortnames={"chroma", "cc"},
+        verbs={"get", "list", "watch", "create", "patch", "delete"},
+    )
+
+
+@contextmanager
+def running_operator(server_url: str, namespaces: list[str]) -> Iterator[None]:
+    """The real operator (kopf) in its own thread and event loop, with a fresh registry."""
+    registry = kopf.OperatorRegistry()
+    register(registry, KubeConfig(server=server_url))
+    stop, ready = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=registry,
+                    namespaces=namespaces,
+                    standalone=True,
+                    stop_flag=stop,
+                    ready_flag=ready,
+                )
+            )
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name="operator", daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError(f"operator did not start: {errors}")
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+    if errors:
+        raise errors[0]
