@@ -15,7 +15,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,6 +60,8 @@ def _with_data(request: rendering.Request, data: Any) -> rendering.Request:
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    namespaces: set[str] = attrs.field(factory=lambda: {"default"})
+    """Namespaces that exist besides those of stored objects."""
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # KMock 0.8 cannot parse the cluster-level path /api/v1/namespaces (kopf lists and
@@ -68,10 +70,16 @@ class ApiServer(kmock.KubernetesEmulator):
             return await self._serve_namespaces(raw_request)
         return await super().__call__(raw_request)
 
-    async def _serve_namespaces(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        names = sorted({ns for _, ns, _ in self.objects if ns} | {"default"})
+    async def _serve_namespaces(
+        self, raw_request: aiohttp.web.BaseRequest
+    ) -> aiohttp.web.StreamResponse:
+        names = sorted({ns for _, ns, _ in self.objects if ns} | self.namespaces)
         items = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "resourceVersion": "1"}}
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": n, "resourceVersion": "1"},
+            }
             for n in names
         ]
         if raw_request.query.get("watch") != "true":
@@ -84,6 +92,35 @@ class ApiServer(kmock.KubernetesEmulator):
             await response.write(json.dumps({"type": "ADDED", "object": item}).encode() + b"\n")
         await asyncio.sleep(3600)  # a quiet watch until the client or the server goes away
         return response
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
+        # As KMock's, but the event bus is subscribed *before* the snapshot is taken, so an
+        # object created while a watch starts is never lost between the two.
+        yield b""
+        assert request.resource is not None
+        bus = self._buses[request.resource]
+        async with self._lock:
+            marker = await bus.mark()
+            snapshot = [
+                {"type": "ADDED", "object": obj.raw}
+                for (res, ns, name), obj in self.objects.items()
+                if res == request.resource and not obj.deleted and self._matches(request, ns, name)
+            ]
+        try:
+            for event in snapshot:
+                yield event
+            async for event in bus.stream(since=marker):
+                meta = event.get("object", {}).get("metadata", {})
+                if self._matches(request, meta.get("namespace"), meta.get("name")):
+                    yield event
+        finally:
+            await bus.unmark(marker)
+
+    @staticmethod
+    def _matches(request: rendering.Request, namespace: str | None, name: str | None) -> bool:
+        return (request.namespace is None or namespace == request.namespace) and (
+            request.name is None or name == request.name
+        )
 
     def _has_status(self, resource: kmock.resource) -> bool:
         return resource in self.resources and "status" in self.resources[resource].subresources
@@ -103,6 +140,8 @@ class ApiServer(kmock.KubernetesEmulator):
         meta = data.setdefault("metadata", {})
         if request.namespace:
             meta.setdefault("namespace", request.namespace)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         meta.update(
             uid=str(uuid.uuid4()),
             resourceVersion=str(next(self._versions)),
@@ -123,9 +162,11 @@ class ApiServer(kmock.KubernetesEmulator):
             try:
                 wanted = jsonpatch.apply_patch(current, patch, in_place=False)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from None
+                raise kmock.KubernetesError(
+                    status=422, reason="Invalid", message=str(exc)
+                ) from None
         else:
-            wanted = dict(merge_patch_dict(current, patch or {}))
+            wanted = copy.deepcopy(dict(merge_patch_dict(current, patch or {})))
         if request.subresource == "status":
             wanted = {**current, "status": wanted.get("status")}
         elif self._has_status(request.resource):  # type: ignore[arg-type]

@@ -11,14 +11,16 @@ from typing import Any, TypeVar
 import kmock
 import pytest
 import pytest_asyncio
-from crdcheck import admit
-from kube_emulator import CLUSTERS, ApiServer, declare_resources
 
 from chroma_operator.api.crd import build_crd
 from chroma_operator.reconcile.kube import Kube, KubeConfig
+from crdcheck import admit
+from kube_emulator import CLUSTERS, ApiServer, declare_resources
 
 T = TypeVar("T")
 CRD = build_crd()
+TEST_CLIENT = "chroma-operator-tests"
+"""User-Agent of the test's own calls (kubectl and controller stand-ins), told apart in RBAC checks."""
 
 
 @pytest_asyncio.fixture()
@@ -30,7 +32,7 @@ async def apiserver() -> AsyncIterator[ApiServer]:
 
 @pytest_asyncio.fixture()
 async def kube(apiserver: ApiServer) -> AsyncIterator[Kube]:
-    client = Kube(KubeConfig(server=str(apiserver.url)))
+    client = Kube(KubeConfig(server=str(apiserver.url)), user_agent=TEST_CLIENT)
     yield client
     await client.aclose()
 

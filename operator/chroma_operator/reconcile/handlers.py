@@ -27,7 +27,6 @@ from chroma_operator.reconcile.sync import SyncResult, read_children, sync_child
 Obj = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
 STATUS_KINDS = {"StatefulSet", "Deployment"}
-STATUS_REFRESH_SECONDS = 60.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 RESHARDING = "ReshardingNotSupported"
 
@@ -65,10 +64,11 @@ def _emit(body: Mapping[str, Any], events: list[st.Event]) -> None:
 async def _publish(
     ctx: Context, body: Mapping[str, Any], previous: Mapping[str, Any], status: Obj
 ) -> None:
-    if st.changed(previous, status):
+    patch = st.status_patch(previous, status)
+    if patch:
         meta = body["metadata"]
         await ctx.kube.patch_status(
-            CHROMA_CLUSTER.api_version, KIND, meta["namespace"], meta["name"], status
+            CHROMA_CLUSTER.api_version, KIND, meta["namespace"], meta["name"], patch
         )
 
 
@@ -156,6 +156,8 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> None:
         previous: Obj = dict(body.get("status") or {})
         if isinstance(parsed, InvalidResource) or previous.get("reason") == RESHARDING:
             return
+        if previous.get("observedGeneration") is None:
+            return  # not reconciled yet: the first reconcile publishes the first status
         if previous.get("shardCount") not in (None, parsed.spec.shards):
             return
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
@@ -221,7 +223,3 @@ def register(registry: kopf.OperatorRegistry, config: KubeConfig) -> None:
         owner = labels.get("app.kubernetes.io/instance")
         if owner and namespace:
             await refresh_status(memo.ctx, namespace, owner)
-
-    @kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=STATUS_REFRESH_SECONDS, registry=registry)
-    async def status_timer(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-        await refresh_status(memo.ctx, namespace or "default", name)

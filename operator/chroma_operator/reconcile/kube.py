@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from chroma_operator import __version__
 from chroma_operator.reconcile.kinds import api_path
 
 FIELD_MANAGER = "chroma-operator"
@@ -80,10 +81,17 @@ class KubeConfig:
 class Kube:
     """The operator's reads and writes; one pooled connection per operator."""
 
-    def __init__(self, config: KubeConfig, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: KubeConfig,
+        timeout: float = 30.0,
+        user_agent: str = f"chroma-operator/{__version__}",
+    ) -> None:
         verify: bool | str = False if config.insecure else (config.ca_path or True)
         cert = (config.cert_path, config.key_path) if config.cert_path and config.key_path else None
-        headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+        headers = {"User-Agent": user_agent}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
         self._http = httpx.AsyncClient(
             base_url=config.server, headers=headers, verify=verify, cert=cert, timeout=timeout
         )

@@ -208,6 +208,25 @@ def refused_status(
     return status, events
 
 
-def changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether publishing `new` (a merge patch of status) would change anything."""
-    return any(previous.get(k) != v for k, v in new.items())
+def _diff(old: Any, new: Any) -> Any:
+    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
+        return new
+    out: Obj = {k: None for k in old.keys() - new.keys()}
+    for key, value in new.items():
+        if key not in old:
+            out[key] = value
+        elif old[key] != value:
+            out[key] = _diff(old[key], value)
+    return out
+
+
+def status_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> Obj:
+    """The merge patch that makes our keys of status equal `new` (None removes a key).
+
+    Only the keys in `new` are ours; others (kopf's bookkeeping) are left alone.
+    """
+    return {
+        k: _diff(previous[k], v) if k in previous else v
+        for k, v in new.items()
+        if previous.get(k) != v
+    }
