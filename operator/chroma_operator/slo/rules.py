@@ -13,6 +13,7 @@ from typing import Any
 
 from chroma_operator.api.models import Objective
 from chroma_operator.slo.objectives import (
+    RELATIVE_TOLERANCE,
     BurnRateAlert,
     Severity,
     burn_rate_alerts,
@@ -85,8 +86,10 @@ def alert_expr(objective: Objective, pairs: Sequence[BurnRateAlert], scope: Scop
     budget = error_budget(objective.target)
     clauses = []
     for pair in pairs:
-        long = f"{recorded(objective, pair.long_window, scope)} / {_num(budget)} >= {_num(pair.factor)}"
-        short = f"{recorded(objective, pair.short_window, scope)} / {_num(budget)} >= {_num(pair.factor)}"
+        # factor x (1 - tolerance): a ratio of exactly factor x budget fires (see objectives)
+        limit = f"{_num(pair.factor)} * {_num(1.0 - RELATIVE_TOLERANCE)}"
+        long = f"{recorded(objective, pair.long_window, scope)} / {_num(budget)} >= {limit}"
+        short = f"{recorded(objective, pair.short_window, scope)} / {_num(budget)} >= {limit}"
         clauses.append(f"(\n  {long}\nand\n  {short}\n)")
     return "\nor\n".join(clauses)
 
