@@ -87,9 +87,11 @@ def _expected_alert(rule: dict[str, Any], value: str) -> dict[str, Any]:
     return {"exp_labels": {**rule["labels"], "service": "search"}, "exp_annotations": annotations}
 
 
-def _run(tmp_path: Path, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, tests: list[dict[str, Any]], spec: ChromaClusterSpec = SPEC
+) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
-    rule = build_monitoring(OWNER, SPEC, {"team": "rag"})[0]
+    rule = build_monitoring(OWNER, spec, {"team": "rag"})[0]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     (tmp_path / "test.yaml").write_text(
         yaml.safe_dump(
@@ -241,3 +243,34 @@ def test_latency_sli_from_the_threshold_bucket(tmp_path: Path) -> None:
 def _labels(slo: str, slo_type: str = "availability") -> str:
     labels = {**RECORD_LABELS, "slo": slo, "slo_type": slo_type}
     return ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+
+
+@pytest.mark.parametrize("le", ["1.0", "1"])
+def test_whole_second_threshold_matches_either_spelling(tmp_path: Path, le: str) -> None:
+    """prometheus_client writes le="1.0"; Prometheus 3 stores it as le="1". Both match."""
+    spec = ChromaClusterSpec.model_validate(
+        {
+            "monitoring": {"prometheusRule": True},
+            "slo": {
+                "objectives": [
+                    {"name": "slow", "type": "latency", "thresholdMs": 1000, "target": 0.9}
+                ]
+            },
+        }
+    )
+    test = {
+        "interval": "1m",
+        "input_series": [
+            _latency("count", "0+100x60"),
+            _latency("bucket", "0+75x60", le=le),
+            _latency("bucket", "0+100x60", le="+Inf"),
+        ],
+        "promql_expr_test": [
+            {
+                **_about("chroma_slo:sli_error:ratio_rate30m", "slow", 0.25, "latency"),
+                "eval_time": "50m",
+            }
+        ],
+    }
+    done = _run(tmp_path, [test], spec)
+    assert done.returncode == 0, done.stdout + done.stderr
