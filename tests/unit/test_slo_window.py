@@ -269,6 +269,9 @@ def test_threshold_missing_from_buckets_is_a_problem_not_a_guess() -> None:
     assert "le=0.042" in res.problems[0]
     update = slo_update(ev.evaluate(T0 + 30), None)
     assert update.status["objectives"][0]["problems"] == list(res.problems)
+    assert update.condition["status"] == "Unknown"
+    assert "cannot be measured" in update.condition["message"]
+    assert "le=0.042" in update.condition["message"]
 
 
 def test_odd_thresholds_match_the_bucket_prometheus_client_writes() -> None:

@@ -110,6 +110,8 @@ def _burn_text(o: ObjectiveResult) -> str:
 
 
 def _met_text(o: ObjectiveResult) -> str:
+    if o.problems:
+        return f"{o.name}: cannot be measured ({o.problems[0]})"
     if o.sli is None or o.budget_remaining is None:
         return f"{o.name}: no events yet"
     return (
@@ -141,7 +143,7 @@ def condition_fields(evaluation: SloEvaluation) -> tuple[ConditionStatus, str, s
     if not evaluation.routers:
         return "Unknown", "NoRoutersScraped", "no router answered on /metrics"
     if not evaluation.has_data:
-        return "Unknown", "NoTraffic", "no requests counted yet"
+        return "Unknown", "NoTraffic", "; ".join(_met_text(o) for o in evaluation.objectives)
     return "True", "ObjectivesMet", "; ".join(_met_text(o) for o in evaluation.objectives)
 
 
@@ -161,7 +163,7 @@ def slo_condition(
         "message": message,
         "lastTransitionTime": iso(evaluation.at)
         if changed or previous is None
-        else previous.get("lastTransitionTime", iso(evaluation.at)),
+        else str(previous.get("lastTransitionTime") or iso(evaluation.at)),
     }
     if observed_generation is not None:
         condition["observedGeneration"] = observed_generation
