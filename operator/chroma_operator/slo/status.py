@@ -1,0 +1,220 @@
+"""An SLO evaluation as the resource shows it: `status.slo`, the `SLOMet` condition, Events.
+
+Pure functions of (evaluation, what the status said before), so the timer that calls them
+stays a thin shell: patch `status.slo`, upsert the condition, post the events.
+Values that are unknown are left out rather than written as null (a JSON merge patch
+would read null as "delete").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from chroma_operator.slo.window import ObjectiveResult, SloEvaluation
+
+CONDITION_TYPE = "SLOMet"
+EVENT_BURN_RATE_HIGH = "SLOBurnRateHigh"
+EVENT_BURN_RATE_RECOVERED = "SLOBurnRateRecovered"
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class SloEvent:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SloUpdate:
+    """Everything one evaluation changes on the resource."""
+
+    status: dict[str, Any]
+    """The new `status.slo`."""
+    condition: dict[str, Any]
+    """The `SLOMet` entry of `status.conditions` (Kubernetes condition fields)."""
+    events: tuple[SloEvent, ...]
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 in UTC with a Z, second precision (the form Kubernetes uses)."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _r(x: float) -> float:
+    """Round so that noise in the 7th digit does not rewrite the status every 30 s."""
+    return float(f"{x:.6g}")
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.4g}%"
+
+
+def _objective_status(o: ObjectiveResult) -> dict[str, Any]:
+    obj = o.objective
+    out: dict[str, Any] = {
+        "name": obj.name,
+        "type": obj.type,
+        "target": obj.target,
+        "window": obj.window,
+        "observedSeconds": round(o.slo_window.covered_seconds),
+        "events": round(o.slo_window.events),
+        "badEvents": round(o.slo_window.bad_events),
+        "burnRates": {
+            w.window: _r(w.burn_rate) for w in o.windows.values() if w.burn_rate is not None
+        },
+        "alerts": [
+            {
+                "severity": p.alert.severity,
+                "windows": p.alert.name,
+                "factor": p.alert.factor,
+                "firing": p.firing,
+            }
+            for p in o.pairs
+        ],
+        "firing": sorted({p.alert.severity for p in o.pairs if p.firing}),
+    }
+    if obj.threshold_ms is not None:
+        out["thresholdMs"] = obj.threshold_ms
+    if o.sli is not None:
+        out["sli"] = _r(o.sli)
+    if o.budget_remaining is not None:
+        out["errorBudgetRemaining"] = _r(o.budget_remaining)
+    if o.problems:
+        out["problems"] = list(o.problems)
+    return out
+
+
+def slo_status(evaluation: SloEvaluation) -> dict[str, Any]:
+    """The `status.slo` object."""
+    return {
+        "evaluatedAt": iso(evaluation.at),
+        "routers": len(evaluation.routers),
+        "paging": [o.name for o in evaluation.firing("page")],
+        "objectives": [_objective_status(o) for o in evaluation.objectives],
+    }
+
+
+def _burn_text(o: ObjectiveResult) -> str:
+    parts = [
+        f"{p.alert.severity} {p.alert.name} burning {p.long_burn_rate or 0:.3g}x/"
+        f"{p.short_burn_rate or 0:.3g}x (limit {p.alert.factor:g}x)"
+        for p in o.pairs
+        if p.firing
+    ]
+    return f"{o.name}: " + ", ".join(parts)
+
+
+def _met_text(o: ObjectiveResult) -> str:
+    if o.problems:
+        return f"{o.name}: cannot be measured ({o.problems[0]})"
+    if o.sli is None or o.budget_remaining is None:
+        return f"{o.name}: no events yet"
+    return (
+        f"{o.name}: {_pct(o.sli)} good (target {_pct(o.objective.target)}), "
+        f"{_pct(max(o.budget_remaining, 0.0))} of the error budget left"
+    )
+
+
+def condition_fields(evaluation: SloEvaluation) -> tuple[ConditionStatus, str, str]:
+    """(status, reason, message) of `SLOMet`.
+
+    False while any burn-rate pair fires (page or ticket) or a budget is spent; Unknown
+    before any router answered or any event was counted.
+    """
+    firing = evaluation.firing()
+    if firing:
+        return "False", "BurnRateHigh", "; ".join(_burn_text(o) for o in firing)
+    exhausted = [
+        o
+        for o in evaluation.objectives
+        if o.budget_remaining is not None and o.budget_remaining <= 0
+    ]
+    if exhausted:
+        return (
+            "False",
+            "ErrorBudgetExhausted",
+            "; ".join(f"{o.name}: error budget spent ({_pct(o.sli or 0)} good)" for o in exhausted),
+        )
+    if not evaluation.routers:
+        return "Unknown", "NoRoutersScraped", "no router answered on /metrics"
+    if not evaluation.has_data:
+        return "Unknown", "NoTraffic", "; ".join(_met_text(o) for o in evaluation.objectives)
+    return "True", "ObjectivesMet", "; ".join(_met_text(o) for o in evaluation.objectives)
+
+
+def slo_condition(
+    evaluation: SloEvaluation,
+    previous: Mapping[str, Any] | None = None,
+    *,
+    observed_generation: int | None = None,
+) -> dict[str, Any]:
+    """The `SLOMet` condition; keeps `lastTransitionTime` while the status is unchanged."""
+    status, reason, message = condition_fields(evaluation)
+    changed = previous is None or previous.get("status") != status
+    condition: dict[str, Any] = {
+        "type": CONDITION_TYPE,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": iso(evaluation.at)
+        if changed or previous is None
+        else str(previous.get("lastTransitionTime") or iso(evaluation.at)),
+    }
+    if observed_generation is not None:
+        condition["observedGeneration"] = observed_generation
+    return condition
+
+
+def slo_events(
+    evaluation: SloEvaluation, previously_paging: Sequence[str] = ()
+) -> tuple[SloEvent, ...]:
+    """A Warning when an objective starts paging, a Normal event when it stops."""
+    before = set(previously_paging)
+    events: list[SloEvent] = []
+    for o in evaluation.objectives:
+        paging = o.firing("page")
+        if paging and o.name not in before:
+            events.append(SloEvent("Warning", EVENT_BURN_RATE_HIGH, _burn_text(o)))
+        elif not paging and o.name in before:
+            events.append(
+                SloEvent(
+                    "Normal",
+                    EVENT_BURN_RATE_RECOVERED,
+                    f"{o.name}: error budget burn back under the page thresholds",
+                )
+            )
+    return tuple(events)
+
+
+def find_condition(
+    conditions: Sequence[Mapping[str, Any]] | None, type_: str = CONDITION_TYPE
+) -> Mapping[str, Any] | None:
+    return next((c for c in conditions or () if c.get("type") == type_), None)
+
+
+def slo_update(
+    evaluation: SloEvaluation,
+    previous_status: Mapping[str, Any] | None,
+    *,
+    observed_generation: int | None = None,
+) -> SloUpdate:
+    """Everything to write after one evaluation, given the resource's current `status`.
+
+    `previous_status` is the whole `status` (it reads `status.slo.paging` and the old
+    `SLOMet` condition), so a restarted operator neither repeats nor loses an Event.
+    """
+    previous_status = previous_status or {}
+    previous_slo = previous_status.get("slo") or {}
+    previous_condition = find_condition(previous_status.get("conditions"))
+    return SloUpdate(
+        status=slo_status(evaluation),
+        condition=slo_condition(
+            evaluation, previous_condition, observed_generation=observed_generation
+        ),
+        events=slo_events(evaluation, previous_slo.get("paging") or ()),
+    )
