@@ -30,6 +30,7 @@ from kmock._internal.dicts import merge_patch_dict
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL
 from chroma_operator.reconcile.handlers import register
 from chroma_operator.reconcile.kube import KubeConfig
+from chroma_operator.reconcile.slo_loop import MetricsUrls
 
 Obj = dict[str, Any]
 CLUSTERS = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
@@ -200,10 +201,19 @@ def declare_resources(server: ApiServer) -> None:
 
 
 @contextmanager
-def running_operator(server_url: str, namespaces: list[str]) -> Iterator[None]:
-    """The real operator (kopf) in its own thread and event loop, with a fresh registry."""
+def running_operator(
+    server_url: str,
+    namespaces: list[str],
+    metrics_urls: MetricsUrls = lambda owner, spec: [],
+    slo_tick: float = 0.5,
+) -> Iterator[None]:
+    """The real operator (kopf) in its own thread and event loop, with a fresh registry.
+
+    `metrics_urls` tells it where routers serve /metrics (none by default: the pods'
+    DNS names do not resolve here).
+    """
     registry = kopf.OperatorRegistry()
-    register(registry, KubeConfig(server=server_url))
+    register(registry, KubeConfig(server=server_url), metrics_urls=metrics_urls, slo_tick=slo_tick)
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 

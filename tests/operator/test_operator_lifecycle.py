@@ -280,7 +280,8 @@ async def test_restart_with_nothing_changed_writes_nothing(
         await eventually(lambda: _resumed(apiserver, mark), lambda done: done, timeout=20)
     assert child_writes(apiserver, mark) == []
     after = await get_cluster(kube)
-    assert status_of(after)["conditions"] == status_of(ready)["conditions"]
+    health = ("Ready", "Progressing", "Degraded")
+    assert [condition(after, t) for t in health] == [condition(ready, t) for t in health]
 
 
 async def _count(apiserver: ApiServer, since: int, plural: str) -> int:
@@ -300,3 +301,36 @@ async def _resumed(apiserver: ApiServer, since: int) -> bool:
         r.resource is not None and r.resource.plural == "servicemonitors"
         for r in list(apiserver)[since:]
     )
+
+
+async def test_monitoring_objects_only_when_the_prometheus_operator_is_installed(
+    apiserver: ApiServer, kube: Kube, repo_root: Path
+) -> None:
+    import kmock
+
+    doc = quickstart(repo_root)
+    doc["spec"]["monitoring"] = {"serviceMonitor": True, "prometheusRule": True, "dashboard": True}
+    await kubectl_apply(kube, doc)
+    with running_operator(str(apiserver.url), [NS]):
+        skipped = await eventually(
+            lambda: get_cluster(kube),
+            lambda c: any(x["type"] == "Monitoring" for x in status_of(c).get("conditions", [])),
+        )
+        mon = condition(skipped, "Monitoring")
+        assert mon["status"] == "False" and mon["reason"] == "PrometheusOperatorMissing"
+        assert "PrometheusRule, ServiceMonitor" in mon["message"]
+        assert await kube.get("v1", "ConfigMap", NS, "quickstart-dashboard") is not None
+
+        for plural, kind in (("prometheusrules", "PrometheusRule"), ("servicemonitors", "ServiceMonitor")):
+            apiserver.resources[f"monitoring.coreos.com/v1/{plural}"] = kmock.ResourceInfo(
+                kind=kind, namespaced=True, verbs={"get", "list", "watch", "create", "patch", "delete"}
+            )
+        doc["spec"]["hnsw"]["efSearch"] = 64  # any change makes the operator look again
+        await kubectl_apply(kube, doc)
+        created = await eventually(
+            lambda: get_cluster(kube), lambda c: condition(c, "Monitoring")["status"] == "True"
+        )
+        assert condition(created, "Monitoring")["reason"] == "Created"
+    rule = await kube.get("monitoring.coreos.com/v1", "PrometheusRule", NS, "quickstart-slo")
+    assert rule is not None and rule["spec"]["groups"]
+    assert await kube.get("monitoring.coreos.com/v1", "ServiceMonitor", NS, "quickstart") is not None

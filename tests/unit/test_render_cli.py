@@ -39,7 +39,9 @@ def test_render_json(repo_root: Path) -> None:
     proc = run("render", str(repo_root / "examples/production.yaml"), "-o", "json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["kind"] == "List" and len(out["items"]) == 1 + 8 * 3 + 1 + 2
+    assert (
+        out["kind"] == "List" and len(out["items"]) == 1 + 8 * 3 + 1 + 2 + 4
+    )  # + rule, 2 monitors, dashboard
 
 
 def test_render_invalid_names_every_field_without_traceback() -> None:

@@ -7,14 +7,12 @@ import copy
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import promql_parser
 import pytest
-import yaml
 
 from chroma_operator.api.models import ChromaClusterSpec
 from chroma_operator.api.validate import parse_cluster
@@ -27,8 +25,14 @@ from chroma_operator.build.monitoring import (
     required_crd,
 )
 from chroma_operator.slo.sli import PANEL_METRICS, SLI_METRICS
+from manifests import (
+    PROMETHEUS_RULE_SCHEMA,
+    SCHEMAS,
+    SERVICE_MONITOR_SCHEMA,
+    check_schema,
+    validate_metadata,
+)
 
-VENDOR = Path(__file__).resolve().parents[1] / "vendor" / "prometheus-operator"
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 OWNER = Owner(name="search", namespace="prod", uid="0f6a3c1e-1111-4c2b-9a55-5b0c9d1f0a01")
 ALL_ON = {"prometheusRule": True, "serviceMonitor": True, "dashboard": True}
@@ -66,57 +70,6 @@ SPECS = {
 }
 
 
-# --- CRD schemas -----------------------------------------------------------------------
-
-
-def _crd_schema(filename: str) -> dict[str, Any]:
-    docs = [d for d in yaml.safe_load_all((VENDOR / filename).read_text()) if d]
-    schema: dict[str, Any] = docs[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return _closed(schema)
-
-
-def _closed(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with unknown fields refused: an API server would prune them silently,
-    which hides a misspelt field; here it fails the test."""
-    out = copy.deepcopy(schema)
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node:
-                node.setdefault("additionalProperties", False)
-            pattern = node.get("pattern")
-            if isinstance(pattern, str) and pattern.startswith("^(?i)"):
-                # RE2 takes a flag group anywhere; Python only at the very start.
-                node["pattern"] = "(?i)^" + pattern[len("^(?i)") :]
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(out)
-    return out
-
-
-PROMETHEUS_RULE_SCHEMA = _crd_schema("monitoring.coreos.com_prometheusrules.yaml")
-SERVICE_MONITOR_SCHEMA = _crd_schema("monitoring.coreos.com_servicemonitors.extract.yaml")
-SCHEMAS = {"PrometheusRule": PROMETHEUS_RULE_SCHEMA, "ServiceMonitor": SERVICE_MONITOR_SCHEMA}
-
-
-def _check(manifest: Manifest, schema: dict[str, Any]) -> None:
-    """OpenAPI 3.0 schemas follow JSON Schema draft 4 (as tests/crdcheck.py does)."""
-    validator = jsonschema.Draft4Validator(schema)
-    validator.check_schema(schema)
-    validator.validate(manifest)
-
-
-def _validate_metadata(manifest: Manifest, version: str) -> None:
-    """ObjectMeta is `type: object` in a CRD schema; check it as the API server does, by
-    validating the same metadata on a core kind."""
-    probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": manifest["metadata"]}
-    kubernetes_validate.validate(probe, version, strict=True)
-
-
 def _manifests() -> Iterator[tuple[str, Manifest]]:
     for name, spec in SPECS.items():
         for m in build_monitoring(
@@ -145,8 +98,8 @@ def test_manifests_validate(version: str) -> None:
         seen.add(m["kind"])
         if m["kind"] in SCHEMAS:
             assert m["apiVersion"] == "monitoring.coreos.com/v1"
-            _check(m, SCHEMAS[m["kind"]])
-            _validate_metadata(m, version)
+            check_schema(m, SCHEMAS[m["kind"]])
+            validate_metadata(m, version)
             assert required_crd(m) == f"{m['kind'].lower()}s.monitoring.coreos.com"
         else:
             kubernetes_validate.validate(m, version, strict=True)
@@ -160,20 +113,20 @@ def test_schemas_catch_mistakes() -> None:
     bad = copy.deepcopy(rule)
     bad["spec"]["groups"][0]["rules"][0]["recrod"] = "x"
     with pytest.raises(jsonschema.ValidationError):
-        _check(bad, PROMETHEUS_RULE_SCHEMA)
+        check_schema(bad, PROMETHEUS_RULE_SCHEMA)
     bad = copy.deepcopy(rule)
     bad["spec"]["groups"][1]["interval"] = "2 minutes"
     with pytest.raises(jsonschema.ValidationError):
-        _check(bad, PROMETHEUS_RULE_SCHEMA)
+        check_schema(bad, PROMETHEUS_RULE_SCHEMA)
     sm = build_monitoring(OWNER, SPECS["defaults"])[1]
     bad = copy.deepcopy(sm)
     del bad["spec"]["selector"]
     with pytest.raises(jsonschema.ValidationError):
-        _check(bad, SERVICE_MONITOR_SCHEMA)
+        check_schema(bad, SERVICE_MONITOR_SCHEMA)
     bad = copy.deepcopy(sm)
     bad["spec"]["endpoints"][0]["scheme"] = "tcp"
     with pytest.raises(jsonschema.ValidationError):
-        _check(bad, SERVICE_MONITOR_SCHEMA)
+        check_schema(bad, SERVICE_MONITOR_SCHEMA)
 
 
 # --- rules -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from chroma_operator.api.models import ChromaCluster
 from chroma_operator.build.config import build_config_map
 from chroma_operator.build.encoder import build_encoder_deployment, build_encoder_service
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
+from chroma_operator.build.monitoring import build_monitoring
 from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
 
@@ -30,4 +31,6 @@ def build_all(cluster: ChromaCluster, owner: Owner) -> list[Manifest]:
     if spec.encoder.enabled:
         out.append(build_encoder_deployment(owner, spec))
         out.append(build_encoder_service(owner, spec))
+    labels = (cluster.metadata.model_extra or {}).get("labels") or {}
+    out += build_monitoring(owner, spec, labels)
     return [with_spec_hash(m) for m in out]

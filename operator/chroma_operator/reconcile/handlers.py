@@ -18,7 +18,9 @@ import kopf
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
-from chroma_operator.build.meta import Owner
+from chroma_operator.build.meta import Manifest, Owner
+from chroma_operator.build.monitoring import required_crd
+from chroma_operator.reconcile import slo_loop
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
@@ -40,6 +42,7 @@ class Context:
     """What every handler shares: the API client and a lock per cluster."""
 
     kube: Kube
+    slo: slo_loop.SloWatch = field(default_factory=slo_loop.SloWatch)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -101,6 +104,24 @@ def _parse(body: Mapping[str, Any]) -> ChromaCluster | InvalidResource:
         return exc
 
 
+async def _installable(
+    kube: Kube, desired: list[Manifest]
+) -> tuple[list[Manifest], list[Manifest]]:
+    """Split off objects whose CRD (the Prometheus Operator's) the cluster does not serve."""
+    served: dict[str, bool] = {}
+    for crd in {c for m in desired if (c := required_crd(m))}:
+        plural, group = crd.split(".", 1)
+        served[crd] = await kube.has_api(f"{group}/v1", plural)
+    keep = [m for m in desired if served.get(required_crd(m) or "", True)]
+    skip = [m for m in desired if not served.get(required_crd(m) or "", True)]
+    return keep, skip
+
+
+def _skipped_message(skipped: list[Manifest]) -> str:
+    kinds = sorted({m["kind"] for m in skipped})
+    return f"skipped {', '.join(kinds)}: the Prometheus Operator CRDs are not installed"
+
+
 async def reconcile(
     ctx: Context, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]
 ) -> None:
@@ -131,7 +152,8 @@ async def reconcile(
             _emit(body, events)
             return
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-        result = await sync_children(ctx.kube, owner, build_all(parsed, owner))
+        desired, skipped = await _installable(ctx.kube, build_all(parsed, owner))
+        result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
             logger.info(
                 "Synced: %d created, %d updated, %d deleted",
@@ -142,6 +164,17 @@ async def reconcile(
         obs = st.observe(owner, spec, result.live)
         obs.errors.extend(f"{k} {n}: {m}" for (k, n), m in result.failed)
         status, events = st.next_status(previous, owner, spec, obs, generation, now)
+        monitoring = [m for m in desired if required_crd(m)] + skipped
+        if monitoring:
+            status["conditions"] = st.set_condition(
+                status["conditions"],
+                "Monitoring",
+                not skipped,
+                "PrometheusOperatorMissing" if skipped else "Created",
+                _skipped_message(skipped) if skipped else "monitoring objects created",
+                now,
+                generation,
+            )
         await _publish(ctx, body, previous, status)
         _emit(body, _sync_events(result) + events)
 
@@ -169,6 +202,35 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> None:
         _emit(body, events)
 
 
+async def evaluate_slo(ctx: Context, namespace: str, name: str, now: float) -> None:
+    """Scrape this cluster's routers when its interval is due; publish SLOMet and Events."""
+    key = (namespace, name)
+    if not slo_loop.due(ctx.slo, key, now):
+        return
+    body = await _fresh(ctx, namespace, name)
+    if body is None:
+        ctx.slo.forget(namespace, name)
+        return
+    parsed = _parse(body)
+    if isinstance(parsed, InvalidResource) or not parsed.spec.slo.objectives:
+        return
+    owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+    labels = dict(body.get("metadata", {}).get("labels") or {})
+    previous = dict(body.get("status") or {})
+    slo_status, condition, events = await slo_loop.evaluate(
+        ctx.slo, owner, parsed.spec, previous, labels, now
+    )
+    slo_loop.mark_done(ctx.slo, key, parsed.spec.slo.evaluation_interval_seconds, now)
+    async with ctx.lock(namespace, name):
+        fresh = await _fresh(ctx, namespace, name)
+        if fresh is None:
+            return
+        current = dict(fresh.get("status") or {})
+        conditions = slo_loop.with_condition(list(current.get("conditions", [])), condition)
+        await _publish(ctx, fresh, current, {"slo": slo_status, "conditions": conditions})
+        _emit(fresh, [st.Event(t, r, m) for t, r, m in events])
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """kopf settings: bookkeeping in status (no annotation limits), steady backoff."""
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
@@ -180,8 +242,18 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.request_timeout = 60
 
 
-def register(registry: kopf.OperatorRegistry, config: KubeConfig) -> None:
-    """Attach every handler to `registry`; `config` says where the API server is."""
+def register(
+    registry: kopf.OperatorRegistry,
+    config: KubeConfig,
+    *,
+    metrics_urls: slo_loop.MetricsUrls = slo_loop.kubernetes_metrics_urls,
+    slo_tick: float = slo_loop.TICK_SECONDS,
+) -> None:
+    """Attach every handler to `registry`; `config` says where the API server is.
+
+    `metrics_urls` says where a cluster's routers serve /metrics (pod DNS names in a
+    cluster; loopback addresses when the routers run as local processes).
+    """
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -197,11 +269,30 @@ def register(registry: kopf.OperatorRegistry, config: KubeConfig) -> None:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)
-        memo.ctx = Context(kube=Kube(config))
+        ctx = memo.ctx = Context(
+            kube=Kube(config), slo=slo_loop.SloWatch(metrics_urls=metrics_urls)
+        )
+        memo.slo_task = asyncio.create_task(
+            slo_loop.run_forever(
+                ctx.slo, lambda ns, n, now: evaluate_slo(ctx, ns, n, now), slo_tick
+            )
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        memo.slo_task.cancel()
+        await asyncio.gather(memo.slo_task, return_exceptions=True)
+        await memo.ctx.slo.http.aclose()
         await memo.ctx.kube.aclose()
+
+    @kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=registry)
+    async def cluster_seen(
+        type: str | None, name: str, namespace: str | None, memo: Any, **_: Any
+    ) -> None:
+        if type == "DELETED":
+            memo.ctx.slo.forget(namespace or "default", name)
+        else:
+            memo.ctx.slo.track(namespace or "default", name)
 
     @kopf.on.probe(id="api", registry=registry)
     def probe(**_: Any) -> str:
