@@ -55,6 +55,7 @@ COLL = DB + "/collections/{collection_id}"
 PARTIAL_HEADER = "X-Chroma-Partial-Shards"
 PASS_HEADERS = ("authorization", "x-chroma-token")
 OLD_POOL_GRACE_S = 30.0
+DEFAULT_EF_SPACE = "l2"  # DefaultEmbeddingFunction.default_space() in chromadb 1.5.9
 
 Handler = Callable[[Request, "State"], Awaitable[Response]]
 
@@ -335,15 +336,21 @@ class Router:
         if body.get("schema") is not None:
             return body
         config = dict(body.get("configuration") or {})
+        ef = config.get("embedding_function")
+        default_ef = isinstance(ef, dict) and ef.get("type") == "known" and (
+            ef.get("name") == "default"
+        )
         if config.get("spann") is None:
             cluster = st.topology.hnsw.as_collection_configuration()["hnsw"]
             assert isinstance(cluster, dict)
-            config["hnsw"] = {**cluster, **(config.get("hnsw") or {})}
+            client_hnsw = dict(config.get("hnsw") or {})
+            if default_ef and client_hnsw == {"space": DEFAULT_EF_SPACE}:
+                # The stock client fills in its default embedder's space when its user
+                # gave no HNSW settings at all: that is not a choice, the cluster's wins.
+                client_hnsw = {}
+            config["hnsw"] = {**cluster, **client_hnsw}
         encoder = st.topology.encoder
-        ef = config.get("embedding_function")
-        if encoder is not None and (ef is None or (
-            isinstance(ef, dict) and ef.get("type") == "known" and ef.get("name") == "default"
-        )):
+        if encoder is not None and (ef is None or default_ef):
             config["embedding_function"] = {
                 "type": "known",
                 "name": "huggingface_server",
