@@ -205,6 +205,17 @@ class Router:
         return replies, sorted(e.shard for e in failed)
 
     @staticmethod
+    def encode_parts(parts: Mapping[int, dict[str, Any]]) -> dict[int, bytes]:
+        """JSON per shard, encoding a body shared by several shards only once."""
+        done: dict[int, bytes] = {}
+        out: dict[int, bytes] = {}
+        for shard, part in parts.items():
+            if id(part) not in done:
+                done[id(part)] = orjson.dumps(part)
+            out[shard] = done[id(part)]
+        return out
+
+    @staticmethod
     def partial_headers(failed: list[int]) -> dict[str, str]:
         return {PARTIAL_HEADER: ",".join(map(str, failed))} if failed else {}
 
@@ -309,8 +320,7 @@ class Router:
         path = request.url.path.removeprefix(API)
         replies = await self.on_every_replica(st, "DELETE", path, None, auth_headers(request))
         tenant, database = request.path_params["tenant"], request.path_params["database"]
-        for key in [k for k in st.collections._known if k[:2] == (tenant, database)]:
-            st.collections._known.pop(key, None)
+        st.collections.forget_database(tenant, database)
         bad = [r for r in replies if not r.ok and r.status != 404]
         if bad:
             raise reply_error(bad[0], f"shard {bad[0].shard}: ")
@@ -319,7 +329,7 @@ class Router:
 
     async def reset(self, request: Request, st: State) -> Response:
         replies = await self.on_every_replica(st, "POST", "/reset", None, auth_headers(request))
-        st.collections._known.clear()
+        st.collections.forget_all()
         c = st.topology.router.cache
         st.cache = QueryCache(c.max_entries, c.ttl_seconds, c.enabled)
         bad = [r for r in replies if not r.ok]
@@ -575,8 +585,8 @@ class Router:
         else:
             parts = {s: body for s in range(st.pool.num_shards)}
         sends = {s: st.pool.write(s, "POST", lambda ep: coll.path(ep, "/delete"),
-                                  content=orjson.dumps(part), headers=headers)
-                 for s, part in parts.items()}
+                                  content=content, headers=headers)
+                 for s, content in self.encode_parts(parts).items()}
         try:
             results = await asyncio.gather(*sends.values(), return_exceptions=True)
         finally:
@@ -620,8 +630,8 @@ class Router:
         else:
             parts = {s: base for s in range(st.pool.num_shards)}
         calls = {s: st.pool.read(s, "POST", lambda ep: coll.path(ep, "/get"),
-                                 content=orjson.dumps(part), headers=headers)
-                 for s, part in parts.items()}
+                                 content=content, headers=headers)
+                 for s, content in self.encode_parts(parts).items()}
         replies, failed = await self.fan_out(st, calls)
         merged = merge_get([replies[s].json() for s in sorted(replies)], req.offset, req.limit,
                            req.include)
@@ -638,7 +648,9 @@ class Router:
         ).lower()
         key = None
         if st.cache.enabled:
-            canonical = orjson.dumps([p["tenant"], p["database"], body],
+            # Credentials are part of the key: a cached answer is never served to a
+            # caller the shards would have refused.
+            canonical = orjson.dumps([p["tenant"], p["database"], auth_headers(request), body],
                                      option=orjson.OPT_SORT_KEYS)
             key = st.cache.key(client_id, hashlib.blake2b(canonical, digest_size=16).digest())
             if use_cache:
@@ -671,8 +683,8 @@ class Router:
         if not parts:
             return json_response(empty_query(len(req.embeddings), req.include))
         calls = {s: st.pool.read(s, "POST", lambda ep: coll.path(ep, "/query"),
-                                 content=orjson.dumps(part), headers=headers)
-                 for s, part in parts.items()}
+                                 content=content, headers=headers)
+                 for s, content in self.encode_parts(parts).items()}
         replies, failed = await self.fan_out(st, calls)
         merged = merge_query([replies[s].json() for s in sorted(replies)],
                              len(req.embeddings), req.n_results, req.include)

@@ -59,6 +59,13 @@ class CollectionMap:
     def forget(self, tenant: str, database: str, client_id: str) -> None:
         self._known.pop((tenant, database, client_id), None)
 
+    def forget_database(self, tenant: str, database: str) -> None:
+        for key in [k for k in self._known if k[:2] == (tenant, database)]:
+            del self._known[key]
+
+    def forget_all(self) -> None:
+        self._known.clear()
+
     def forget_name(self, tenant: str, database: str, name: str) -> str | None:
         for key, coll in list(self._known.items()):
             if key[:2] == (tenant, database) and coll.name == name:
