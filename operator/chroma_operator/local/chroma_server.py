@@ -40,6 +40,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on the port (TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
 def chroma_executable() -> str:
     """The `chroma` command next to this interpreter (venvs) or on PATH."""
     beside = Path(sys.executable).with_name("chroma")
@@ -114,6 +125,9 @@ class ChromaServer:
         """Start the process and wait until it answers its heartbeat."""
         if self.running:
             return self
+        if port_in_use(self.port, self.host):
+            # Otherwise the heartbeat of whatever holds the port would pass for ours.
+            raise ChromaServerError(f"port {self.port} on {self.host} is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config()))
         self._log = self.log_path.open("ab")

@@ -723,9 +723,24 @@ class Router:
         return Response(generate_latest(self.metrics.registry), 200,
                         media_type=CONTENT_TYPE_LATEST)
 
+    async def unsupported(self, request: Request, st: State) -> Response:
+        """Anything else under the API (fork, search, functions...) in Chroma's shape."""
+        return error_response(
+            501, "ChromaError",
+            f"{request.method} {request.url.path} is not supported by the chroma-operator router",
+        )
+
     def routes(self) -> list[Route]:
         r = self.route
+        # The record routes come first: they are the hot path and routes match in order.
         return [
+            r(COLL + "/query", self.query_records, ["POST"]),
+            r(COLL + "/get", self.get_records, ["POST"]),
+            r(COLL + "/add", self.write_records, ["POST"]),
+            r(COLL + "/upsert", self.write_records, ["POST"]),
+            r(COLL + "/update", self.write_records, ["POST"]),
+            r(COLL + "/delete", self.delete_records, ["POST"]),
+            r(COLL + "/count", self.count_records, ["GET"]),
             r(API + "/heartbeat", self.heartbeat, ["GET"]),
             r(API + "/version", self.shard0_read, ["GET"]),
             r(API + "/healthcheck", self.shard0_read, ["GET"]),
@@ -745,17 +760,12 @@ class Router:
             r(COLL, self.get_collection, ["GET"]),
             r(COLL, self.modify_collection, ["PUT"]),
             r(COLL, self.delete_collection, ["DELETE"]),
-            r(COLL + "/add", self.write_records, ["POST"]),
-            r(COLL + "/upsert", self.write_records, ["POST"]),
-            r(COLL + "/update", self.write_records, ["POST"]),
-            r(COLL + "/delete", self.delete_records, ["POST"]),
-            r(COLL + "/count", self.count_records, ["GET"]),
-            r(COLL + "/get", self.get_records, ["POST"]),
-            r(COLL + "/query", self.query_records, ["POST"]),
             r("/internal/invalidate", self.internal_invalidate, ["POST"]),
             r("/healthz", self.healthz, ["GET"]),
             r("/readyz", self.readyz, ["GET"]),
             r("/metrics", self.metrics_endpoint, ["GET"]),
+            r(API + "/{rest:path}", self.unsupported,
+              ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
 

@@ -88,6 +88,9 @@ def test_server_endpoints(router: RouterProcess, shards: list[Any], single: Any)
              for s in shards]
     assert checks["max_batch_size"] == min(sizes)
     assert checks["supports_base64_encoding"] is True
+    unsupported = httpx.post(router.url + "/api/v2/tenants/default_tenant/databases/"
+                             "default_database/collections/x/fork", json={})
+    assert unsupported.status_code == 501 and unsupported.json()["error"] == "ChromaError"
 
 
 def test_tenants_and_databases_exist_on_every_shard(
