@@ -9,7 +9,9 @@ both end to end and inside the router (its `Server-Timing` header).
     python bench/router.py [--n 50000] [--queries 200] [--out bench/results]
 
 Data: `../shared/data/debian-packages.minilm-l6-v2.f16.npy` when present (real text
-embeddings), else a generated clustered set of the same shape.
+embeddings), else a generated clustered set of the same shape. The three setups run side
+by side and are measured in interleaved rounds, so load from other work on a shared
+machine falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -110,17 +112,31 @@ class Router:
         self.log.close()
 
 
-def ingest(url: str, name: str, base: np.ndarray, batch: int = 1000) -> tuple[str, float]:
+def create(url: str, name: str) -> Any:
     port = int(url.rsplit(":", 1)[1])
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
-    col = client.create_collection(name, configuration={"hnsw": HNSW}, embedding_function=None)
+    return client.create_collection(name, configuration={"hnsw": HNSW},
+                                    embedding_function=None)
+
+
+def ingest_interleaved(cols: dict[str, Any], base: np.ndarray, batch: int = 1000
+                       ) -> dict[str, float]:
+    """Batch i goes to every setup in turn (rotating who goes first), each timed alone.
+
+    The machine is shared: interleaving spreads background load evenly over the setups
+    instead of charging it to whichever ran while it happened.
+    """
     ids = [str(i) for i in range(len(base))]
-    start = time.perf_counter()
-    for i in range(0, len(base), batch):
-        col.add(ids=ids[i:i + batch], embeddings=base[i:i + batch])
-    elapsed = time.perf_counter() - start
-    assert col.count() == len(base)
-    return str(col.id), len(base) / elapsed
+    spent = dict.fromkeys(cols, 0.0)
+    labels = list(cols)
+    for n, i in enumerate(range(0, len(base), batch)):
+        for label in labels[n % len(labels):] + labels[:n % len(labels)]:
+            t = time.perf_counter()
+            cols[label].add(ids=ids[i:i + batch], embeddings=base[i:i + batch])
+            spent[label] += time.perf_counter() - t
+    for col in cols.values():
+        assert col.count() == len(base)
+    return {label: len(base) / spent[label] for label in cols}
 
 
 def query_bodies(queries: np.ndarray) -> list[bytes]:
@@ -204,34 +220,34 @@ def main() -> None:
     results: dict[str, Any] = {}
     try:
         servers = [ChromaServer(data_dir=work / f"s{i}").start() for i in range(5)]
-        setups = {
-            "single_node": (servers[0].url, None),
-            "router_1_shard": (None, [servers[1].url]),
-            "router_3_shards": (None, [s.url for s in servers[2:5]]),
-        }
-        for label, (direct, shard_urls) in setups.items():
-            if shard_urls is not None:
-                router = Router(shard_urls, work)
-                routers.append(router)
-                url = router.url
-            else:
-                assert direct is not None
-                url = direct
-            print(f"[{label}] ingest {args.n} vectors ...", flush=True)
-            cid, rate = ingest(url, "bench", base)
-            entry: dict[str, Any] = {"ingest_vec_per_s": rate}
-            entry.update(recall(url, cid, queries, truth, truth_d))
-            headers = {"Cache-Control": "no-cache"}
-            for c in CONCURRENCY:
-                lat = asyncio.run(load(url, cid, bodies, c, args.requests, headers))
-                entry[f"c{c}"] = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
-                                  "qps": len(lat) / max(1e-9, sum(lat) / c)}
-                print(f"[{label}] c={c} p50={entry[f'c{c}']['p50_ms']:.2f}ms "
-                      f"p99={entry[f'c{c}']['p99_ms']:.2f}ms", flush=True)
-            if shard_urls is not None:
-                entry["cache_hit"] = cache_hits(url, cid, bodies[0])
-            results[label] = entry
-            print(f"[{label}] {json.dumps(entry)}", flush=True)
+        routers = [Router([servers[1].url], work), Router([s.url for s in servers[2:5]], work)]
+        urls = {"single_node": servers[0].url, "router_1_shard": routers[0].url,
+                "router_3_shards": routers[1].url}
+        cols = {label: create(url, "bench") for label, url in urls.items()}
+        cids = {label: str(col.id) for label, col in cols.items()}
+        print(f"ingest {args.n} vectors into each setup, interleaved ...", flush=True)
+        for label, rate in ingest_interleaved(cols, base).items():
+            results[label] = {"ingest_vec_per_s": rate}
+        for label, url in urls.items():
+            results[label].update(recall(url, cids[label], queries, truth, truth_d))
+        headers = {"Cache-Control": "no-cache"}
+        rounds = 5
+        labels = list(urls)
+        for c in CONCURRENCY:
+            lat: dict[str, list[float]] = {label: [] for label in labels}
+            for rnd in range(rounds):
+                for label in labels[rnd % 3:] + labels[:rnd % 3]:
+                    lat[label] += asyncio.run(load(urls[label], cids[label], bodies, c,
+                                                   args.requests // rounds, headers))
+            for label in labels:
+                results[label][f"c{c}"] = {"p50_ms": pct(lat[label], 50),
+                                           "p99_ms": pct(lat[label], 99),
+                                           "requests": len(lat[label])}
+                print(f"[{label}] c={c} p50={pct(lat[label], 50):.2f}ms "
+                      f"p99={pct(lat[label], 99):.2f}ms", flush=True)
+        for label in ("router_1_shard", "router_3_shards"):
+            results[label]["cache_hit"] = cache_hits(urls[label], cids[label], bodies[0])
+        print(json.dumps(results, indent=1), flush=True)
     finally:
         for r in routers:
             r.stop()

@@ -3,6 +3,9 @@ replica failover for reads, and a split batch that converges when retried."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,3 +138,30 @@ def test_reads_fail_over_to_another_replica(shards: list[ChromaServer], name: st
     finally:
         proc.stop()
         replica.close()
+
+
+def test_a_frozen_shard_times_out_within_the_shard_timeout(
+    shards: list[ChromaServer], name: str
+) -> None:
+    proc = RouterProcess(make_topology([[s.url] for s in shards],
+                                       shard_timeout_seconds=1.0)).start()
+    pid = shards[0].pid
+    assert pid is not None
+    try:
+        col = proc.client().create_collection(name)
+        col.add(**data(30, "t"))
+        os.kill(pid, signal.SIGSTOP)  # alive but silent: only the timeout can save us
+        try:
+            url = (f"{proc.url}/api/v2/tenants/default_tenant/databases/default_database/"
+                   f"collections/{col.id}/count")
+            start = time.monotonic()
+            resp = httpx.get(url, timeout=30)
+            elapsed = time.monotonic() - start
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert resp.status_code == 503
+        assert "Shard 0" in resp.json()["message"] and "timed out" in resp.json()["message"]
+        assert elapsed < 5  # one timeout, one retry: about 2 s, not the client's 30
+        assert col.count() == 30
+    finally:
+        proc.stop()
