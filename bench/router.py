@@ -293,7 +293,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         axes[0].scatter(xs, [res[label][f"c{c}"]["p99_ms"] for c in CONCURRENCY],
                         marker="_", s=200, color="black")
     axes[0].set_xticks(np.arange(len(CONCURRENCY)), [f"c={c}" for c in CONCURRENCY])
-    axes[0].set_ylabel("query latency ms (bar p50, tick p99)")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("query latency ms, log (bar p50, tick p99)")
     axes[0].legend()
     axes[1].bar(labels, [res[lb]["ingest_vec_per_s"] for lb in labels])
     axes[1].set_ylabel("ingest vectors/s")
