@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,6 @@ class State:
     collections: CollectionMap
     cache: QueryCache
     preflight: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def partial_ok(self) -> bool:
@@ -92,12 +91,16 @@ class State:
 
 
 class Router:
+    """The handlers, the shared metrics and the topology watcher of one router process."""
+
     def __init__(self, source: TopologySource, reload_interval: float = 1.0) -> None:
         self.source = source
         self.reload_interval = reload_interval
         self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
         self.state = self._make_state(source.current)
-        self.peer_client = httpx.AsyncClient(timeout=2.0)
+        # Short: a write waits for its peers' invalidations, and a vanished peer must not
+        # stall every write (its cache is bounded by the TTL anyway).
+        self.peer_client = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
         self._old_pools: list[ShardPool] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
