@@ -1,11 +1,52 @@
-"""`chroma-operator router`: placeholder until the router lands."""
+"""`chroma-operator router`: serve the query router over a topology file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 def command(
-    topology: str = typer.Option(..., help="Path to the topology JSON"),
+    topology: str = typer.Option(..., help="Path to the topology JSON (reloaded on change)"),
     port: int = typer.Option(8080, help="Port to listen on"),
+    host: str = typer.Option("0.0.0.0", help="Address to bind"),
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Log level", case_sensitive=False)
+    ] = LogLevel.info,
+    reload_interval: float = typer.Option(
+        1.0, help="Seconds between checks of the topology file"
+    ),
+    backlog: int = typer.Option(2048, help="Listen backlog (pending connections)"),
+    access_log: bool = typer.Option(False, help="Log every request"),
 ) -> None:
-    """Run the query router."""
-    raise typer.Exit(code=1)
+    """Run the query router: Chroma's HTTP API v2 in front of the cluster's shards."""
+    import logging
+
+    import uvicorn
+
+    from chroma_operator.router.app import create_app
+
+    logging.basicConfig(
+        level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(topology, reload_interval=reload_interval)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.value,
+        access_log=access_log,
+        backlog=backlog,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,182 @@
+"""Client-visible collection ids and the per-replica ids behind them.
+
+Chroma picks a collection's id itself on create, so every replica of every shard has its
+own id for the same (tenant, database, name). The id clients see is the one on shard 0's
+first replica (the "primary"); the others are found by name and remembered. Ids never
+change for a collection's life, so the map only needs forgetting on delete and on a
+topology change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from chroma_operator.router.errors import ChromaHTTPError, shard_unavailable
+from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
+
+
+def db_path(tenant: str, database: str) -> str:
+    return f"/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
+
+
+def reply_error(reply: Reply, prefix: str = "") -> ChromaHTTPError:
+    """A shard's own error answer, passed on (optionally naming the shard)."""
+    try:
+        body = reply.json()
+        error, message = str(body["error"]), str(body["message"])
+    except Exception:
+        error, message = "ChromaError", reply.body.decode(errors="replace")
+    return ChromaHTTPError(reply.status, error, prefix + message)
+
+
+@dataclass
+class ResolvedCollection:
+    client_id: str
+    tenant: str
+    database: str
+    name: str
+    ids: dict[str, str] = field(default_factory=dict)
+    dimension: int | None = None
+
+    def path(self, endpoint: str, suffix: str = "") -> str | None:
+        shard_id = self.ids.get(endpoint)
+        if shard_id is None:
+            return None
+        return f"{db_path(self.tenant, self.database)}/collections/{shard_id}{suffix}"
+
+
+class CollectionMap:
+    def __init__(self, pool: ShardPool) -> None:
+        self.pool = pool
+        self._known: dict[tuple[str, str, str], ResolvedCollection] = {}
+
+    def forget(self, tenant: str, database: str, client_id: str) -> None:
+        self._known.pop((tenant, database, client_id), None)
+
+    def forget_database(self, tenant: str, database: str) -> None:
+        for key in [k for k in self._known if k[:2] == (tenant, database)]:
+            del self._known[key]
+
+    def forget_all(self) -> None:
+        self._known.clear()
+
+    def forget_name(self, tenant: str, database: str, name: str) -> str | None:
+        for key, coll in list(self._known.items()):
+            if key[:2] == (tenant, database) and coll.name == name:
+                del self._known[key]
+                return coll.client_id
+        return None
+
+    async def _by_name_everywhere(
+        self, tenant: str, database: str, name: str, headers: Mapping[str, str]
+    ) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str]]]:
+        """Each replica's model of `name`, and the replicas that answered "not found"."""
+        path = f"{db_path(tenant, database)}/collections/{quote(name, safe='')}"
+        targets = self.pool.all_endpoints()
+        results = await asyncio.gather(
+            *(self.pool.call(s, ep, "GET", path, headers=headers) for s, ep in targets),
+            return_exceptions=True,
+        )
+        models: dict[str, dict[str, Any]] = {}
+        missing: list[tuple[int, str]] = []
+        for (s, ep), r in zip(targets, results, strict=True):
+            if isinstance(r, ShardCallError):
+                continue
+            if isinstance(r, BaseException):
+                raise r
+            if r.ok:
+                models[ep] = r.json()
+            elif r.status == 404:
+                missing.append((s, ep))
+        return models, missing
+
+    async def _heal(
+        self,
+        tenant: str,
+        database: str,
+        primary_model: dict[str, Any],
+        missing: list[tuple[int, str]],
+        headers: Mapping[str, str],
+    ) -> dict[str, dict[str, Any]]:
+        """Create the collection on replicas that lack it (an interrupted create or delete)."""
+        body = orjson.dumps(
+            {
+                "name": primary_model["name"],
+                "metadata": primary_model.get("metadata"),
+                "configuration": primary_model.get("configuration_json"),
+                "get_or_create": True,
+            }
+        )
+        path = f"{db_path(tenant, database)}/collections"
+        results = await asyncio.gather(
+            *(self.pool.call(s, ep, "POST", path, content=body, headers=headers)
+              for s, ep in missing),
+            return_exceptions=True,
+        )
+        healed: dict[str, dict[str, Any]] = {}
+        for (_, ep), r in zip(missing, results, strict=True):
+            if isinstance(r, Reply) and r.ok:
+                healed[ep] = r.json()
+        return healed
+
+    def learn(
+        self, tenant: str, database: str, name: str, models: Mapping[str, dict[str, Any]]
+    ) -> ResolvedCollection | None:
+        """Record the per-replica ids from their models; the primary's id is the key."""
+        primary = models.get(self.pool.primary)
+        if primary is None:
+            return None
+        coll = ResolvedCollection(
+            client_id=str(primary["id"]),
+            tenant=tenant,
+            database=database,
+            name=name,
+            ids={ep: str(m["id"]) for ep, m in models.items()},
+            dimension=max_dimension(models.values()),
+        )
+        self._known[(tenant, database, coll.client_id)] = coll
+        return coll
+
+    async def resolve(
+        self,
+        tenant: str,
+        database: str,
+        client_id: str,
+        headers: Mapping[str, str],
+        need_dimension: bool = False,
+    ) -> ResolvedCollection:
+        """The collection behind `client_id`, asking the shards only the first time."""
+        coll = self._known.get((tenant, database, client_id))
+        if coll is not None and not (need_dimension and coll.dimension is None):
+            return coll
+        primary = self.pool.primary
+        path = f"{db_path(tenant, database)}/collections/by-id/{client_id}"
+        try:
+            reply = await self.pool.call(0, primary, "GET", path, headers=headers)
+        except ShardCallError as exc:
+            raise shard_unavailable(0, primary, exc.reason) from exc
+        if not reply.ok:
+            raise reply_error(reply)
+        name = str(reply.json()["name"])
+        primary_model = reply.json()
+        models, missing = await self._by_name_everywhere(tenant, database, name, headers)
+        if missing:
+            models.update(await self._heal(tenant, database, primary_model, missing, headers))
+        models[primary] = primary_model
+        learned = self.learn(tenant, database, name, models)
+        assert learned is not None
+        if len(learned.ids) < len(self.pool.all_endpoints()):
+            # Some replica did not answer: use what we have, ask again next time.
+            self.forget(tenant, database, learned.client_id)
+        return learned
+
+
+def max_dimension(models: Any) -> int | None:
+    dims = [m.get("dimension") for m in models if m.get("dimension") is not None]
+    return int(max(dims)) if dims else None

@@ -1,0 +1,75 @@
+"""Prometheus metrics, one registry per app (tests run several apps in one process).
+
+Latency buckets always contain every SLO threshold as an exact bound, so
+`histogram_quantile`-free SLO math (`le="0.05"` over `+Inf`) is exact, not interpolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DEFAULT_BUCKETS_S = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+
+def latency_buckets(slo_thresholds_ms: Iterable[float]) -> tuple[float, ...]:
+    """Default bounds plus each SLO threshold (ms -> s), sorted, no duplicates."""
+    bounds = set(DEFAULT_BUCKETS_S)
+    bounds.update(float(t) / 1000.0 for t in slo_thresholds_ms)
+    return tuple(sorted(bounds))
+
+
+class RouterMetrics:
+    def __init__(self, slo_thresholds_ms: Iterable[float] = ()) -> None:
+        self.registry = CollectorRegistry()
+        buckets = latency_buckets(slo_thresholds_ms)
+        self.requests = Counter(
+            "chroma_router_requests_total",
+            "Requests answered, by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "chroma_router_request_duration_seconds",
+            "Request latency by route template, method and status",
+            ["route", "method", "status"],
+            buckets=buckets,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "chroma_router_requests_in_flight", "Requests being served", registry=self.registry
+        )
+        self.shard_latency = Histogram(
+            "chroma_router_shard_request_duration_seconds",
+            "Latency of calls to shard replicas",
+            ["shard"],
+            buckets=buckets,
+            registry=self.registry,
+        )
+        self.shard_errors = Counter(
+            "chroma_router_shard_errors_total",
+            "Failed calls to shard replicas (connection, timeout, 5xx)",
+            ["shard", "kind"],
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "chroma_router_cache_hits_total", "Query answers served from cache",
+            registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "chroma_router_cache_misses_total", "Cacheable queries not in cache",
+            registry=self.registry,
+        )
+        self.cache_invalidations = Counter(
+            "chroma_router_cache_invalidations_total",
+            "Collection generations bumped by writes (local or from peers)",
+            ["source"],
+            registry=self.registry,
+        )
+        self.topology_reloads = Counter(
+            "chroma_router_topology_reloads_total", "Topology file reloads", ["result"],
+            registry=self.registry,
+        )

@@ -1,0 +1,106 @@
+"""Helpers for the router tests: real Chroma servers and the router as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import httpx
+
+import chroma_operator
+from chroma_operator.local.chroma_server import ChromaServer, free_port
+from chroma_operator.topology import ShardTopology, Topology
+
+PACKAGE_ROOT = str(Path(chroma_operator.__file__).resolve().parents[1])
+
+
+def start_servers(n: int) -> list[ChromaServer]:
+    servers = [ChromaServer() for _ in range(n)]
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(lambda s: s.start(), servers))
+    return servers
+
+
+def make_topology(shard_urls: list[list[str]], **router: Any) -> Topology:
+    extra: dict[str, Any] = {}
+    for key in ("encoder", "hnsw", "slo"):
+        if key in router:
+            extra[key] = router.pop(key)
+    return Topology.model_validate(
+        {
+            "cluster": "test",
+            "namespace": "default",
+            "shards": [ShardTopology(index=i, endpoints=eps) for i, eps in enumerate(shard_urls)],
+            "router": router,
+            **extra,
+        }
+    )
+
+
+class RouterProcess:
+    """`python -m chroma_operator router` as a child process on a free port."""
+
+    def __init__(self, topology: Topology, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="router-test-"))
+        self.topology_path = self.dir / "topology.json"
+        self.write_topology(topology)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_topology(self, topology: Topology) -> None:
+        tmp = self.topology_path.with_suffix(".tmp")
+        tmp.write_text(topology.to_json())
+        tmp.replace(self.topology_path)
+
+    def start(self) -> RouterProcess:
+        env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
+        log = (self.dir / "router.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chroma_operator", "router",
+             "--topology", str(self.topology_path), "--port", str(self.port),
+             "--host", "127.0.0.1", "--log-level", "warning", "--reload-interval", "0.2"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"router exited: {self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"router did not start: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return (self.dir / "router.log").read_bytes()[-3000:].decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def client(self) -> chromadb.HttpClient:  # type: ignore[valid-type]
+        return http_client(self.port)
+
+
+def http_client(port: int) -> Any:
+    return chromadb.HttpClient(host="127.0.0.1", port=port)
+
+
