@@ -52,7 +52,7 @@ def load_data(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.nda
         allv = np.load(DATA).astype(np.float32)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(allv))
-        base, queries = allv[order[:n]], allv[order[n:n + n_queries]]
+        base, queries = allv[order[:n]], allv[order[n : n + n_queries]]
         source = f"{DATA.name} (real MiniLM embeddings)"
     else:
         rng = np.random.default_rng(seed)
@@ -80,17 +80,34 @@ class Router:
 
     def __init__(self, shard_urls: list[str], workdir: Path) -> None:
         self.port = free_port()
-        topo = Topology(cluster="bench", namespace="bench",
-                        shards=[ShardTopology(index=i, endpoints=[u])
-                                for i, u in enumerate(shard_urls)])
+        topo = Topology(
+            cluster="bench",
+            namespace="bench",
+            shards=[ShardTopology(index=i, endpoints=[u]) for i, u in enumerate(shard_urls)],
+        )
         path = workdir / f"topology-{self.port}.json"
         path.write_text(topo.to_json())
         env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
         self.log = (workdir / f"router-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chroma_operator", "router", "--topology", str(path),
-             "--port", str(self.port), "--host", "127.0.0.1", "--log-level", "warning"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "chroma_operator",
+                "router",
+                "--topology",
+                str(path),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -115,12 +132,12 @@ class Router:
 def create(url: str, name: str) -> Any:
     port = int(url.rsplit(":", 1)[1])
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
-    return client.create_collection(name, configuration={"hnsw": HNSW},
-                                    embedding_function=None)
+    return client.create_collection(name, configuration={"hnsw": HNSW}, embedding_function=None)
 
 
-def ingest_interleaved(cols: dict[str, Any], base: np.ndarray, batch: int = 1000
-                       ) -> dict[str, float]:
+def ingest_interleaved(
+    cols: dict[str, Any], base: np.ndarray, batch: int = 1000
+) -> dict[str, float]:
     """Batch i goes to every setup in turn (rotating who goes first), each timed alone.
 
     The machine is shared: interleaving spreads background load evenly over the setups
@@ -130,9 +147,9 @@ def ingest_interleaved(cols: dict[str, Any], base: np.ndarray, batch: int = 1000
     spent = dict.fromkeys(cols, 0.0)
     labels = list(cols)
     for n, i in enumerate(range(0, len(base), batch)):
-        for label in labels[n % len(labels):] + labels[:n % len(labels)]:
+        for label in labels[n % len(labels) :] + labels[: n % len(labels)]:
             t = time.perf_counter()
-            cols[label].add(ids=ids[i:i + batch], embeddings=base[i:i + batch])
+            cols[label].add(ids=ids[i : i + batch], embeddings=base[i : i + batch])
             spent[label] += time.perf_counter() - t
     for col in cols.values():
         assert col.count() == len(base)
@@ -140,18 +157,22 @@ def ingest_interleaved(cols: dict[str, Any], base: np.ndarray, batch: int = 1000
 
 
 def query_bodies(queries: np.ndarray) -> list[bytes]:
-    return [orjson.dumps({"query_embeddings": [q.tolist()], "n_results": K,
-                          "include": ["distances"]}) for q in queries]
+    return [
+        orjson.dumps({"query_embeddings": [q.tolist()], "n_results": K, "include": ["distances"]})
+        for q in queries
+    ]
 
 
-async def load(url: str, cid: str, bodies: list[bytes], concurrency: int, total: int,
-               headers: dict[str, str]) -> list[float]:
+async def load(
+    url: str, cid: str, bodies: list[bytes], concurrency: int, total: int, headers: dict[str, str]
+) -> list[float]:
     """`total` queries from `concurrency` workers; per-request latencies in seconds."""
     endpoint = f"{url}{DB}/collections/{cid}/query"
     latencies: list[float] = []
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
         async def worker() -> None:
             for i in counter:
                 body = bodies[i % len(bodies)]
@@ -159,23 +180,29 @@ async def load(url: str, cid: str, bodies: list[bytes], concurrency: int, total:
                 r = await client.post(endpoint, content=body, headers=headers)
                 latencies.append(time.perf_counter() - t)
                 r.raise_for_status()
+
         for _ in range(3):  # warm connections
             await client.post(endpoint, content=bodies[0], headers=headers)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
 
 
-def recall(url: str, cid: str, queries: np.ndarray, truth: np.ndarray,
-           truth_d: np.ndarray) -> dict[str, float]:
+def recall(
+    url: str, cid: str, queries: np.ndarray, truth: np.ndarray, truth_d: np.ndarray
+) -> dict[str, float]:
     """Exact-id recall@10 and the ANN-benchmarks variant (distance within 1e-3 of the 10th)."""
     endpoint = f"{url}{DB}/collections/{cid}/query"
     hits = tol_hits = 0
     with httpx.Client(timeout=60) as client:
         for i in range(0, len(queries), 50):
-            body = {"query_embeddings": queries[i:i + 50].tolist(), "n_results": K,
-                    "include": ["distances"]}
-            res = client.post(endpoint, content=orjson.dumps(body),
-                              headers={"Cache-Control": "no-cache"}).json()
+            body = {
+                "query_embeddings": queries[i : i + 50].tolist(),
+                "n_results": K,
+                "include": ["distances"],
+            }
+            res = client.post(
+                endpoint, content=orjson.dumps(body), headers={"Cache-Control": "no-cache"}
+            ).json()
             for j, (ids, dists) in enumerate(zip(res["ids"], res["distances"], strict=True)):
                 want = set(truth[i + j].tolist())
                 hits += len(want & {int(x) for x in ids})
@@ -199,8 +226,12 @@ def cache_hits(url: str, cid: str, body: bytes, n: int = 400) -> dict[str, float
             outer.append(time.perf_counter() - t)
             assert r.headers.get("X-Chroma-Cache") == "hit"
             inner.append(float(r.headers["Server-Timing"].split("dur=")[1]) / 1000.0)
-    return {"e2e_p50_ms": pct(outer, 50), "e2e_p99_ms": pct(outer, 99),
-            "in_router_p50_ms": pct(inner, 50), "in_router_p99_ms": pct(inner, 99)}
+    return {
+        "e2e_p50_ms": pct(outer, 50),
+        "e2e_p99_ms": pct(outer, 99),
+        "in_router_p50_ms": pct(inner, 50),
+        "in_router_p99_ms": pct(inner, 99),
+    }
 
 
 def main() -> None:
@@ -221,8 +252,11 @@ def main() -> None:
     try:
         servers = [ChromaServer(data_dir=work / f"s{i}").start() for i in range(5)]
         routers = [Router([servers[1].url], work), Router([s.url for s in servers[2:5]], work)]
-        urls = {"single_node": servers[0].url, "router_1_shard": routers[0].url,
-                "router_3_shards": routers[1].url}
+        urls = {
+            "single_node": servers[0].url,
+            "router_1_shard": routers[0].url,
+            "router_3_shards": routers[1].url,
+        }
         cols = {label: create(url, "bench") for label, url in urls.items()}
         cids = {label: str(col.id) for label, col in cols.items()}
         print(f"ingest {args.n} vectors into each setup, interleaved ...", flush=True)
@@ -236,15 +270,21 @@ def main() -> None:
         for c in CONCURRENCY:
             lat: dict[str, list[float]] = {label: [] for label in labels}
             for rnd in range(rounds):
-                for label in labels[rnd % 3:] + labels[:rnd % 3]:
-                    lat[label] += asyncio.run(load(urls[label], cids[label], bodies, c,
-                                                   args.requests // rounds, headers))
+                for label in labels[rnd % 3 :] + labels[: rnd % 3]:
+                    lat[label] += asyncio.run(
+                        load(urls[label], cids[label], bodies, c, args.requests // rounds, headers)
+                    )
             for label in labels:
-                results[label][f"c{c}"] = {"p50_ms": pct(lat[label], 50),
-                                           "p99_ms": pct(lat[label], 99),
-                                           "requests": len(lat[label])}
-                print(f"[{label}] c={c} p50={pct(lat[label], 50):.2f}ms "
-                      f"p99={pct(lat[label], 99):.2f}ms", flush=True)
+                results[label][f"c{c}"] = {
+                    "p50_ms": pct(lat[label], 50),
+                    "p99_ms": pct(lat[label], 99),
+                    "requests": len(lat[label]),
+                }
+                print(
+                    f"[{label}] c={c} p50={pct(lat[label], 50):.2f}ms "
+                    f"p99={pct(lat[label], 99):.2f}ms",
+                    flush=True,
+                )
         for label in ("router_1_shard", "router_3_shards"):
             results[label]["cache_hit"] = cache_hits(urls[label], cids[label], bodies[0])
         print(json.dumps(results, indent=1), flush=True)
@@ -263,11 +303,19 @@ def main() -> None:
         "router3_minus_single_recall": r3["recall_at_10"] - single["recall_at_10"],
     }
     report = {
-        "data": source, "n": args.n, "queries": args.queries, "k": K, "hnsw": HNSW,
-        "requests_per_level": args.requests, "machine": {
-            "cpus": os.cpu_count(), "python": platform.python_version(),
-            "chromadb": chromadb.__version__},
-        "results": results, "ratios": ratios,
+        "data": source,
+        "n": args.n,
+        "queries": args.queries,
+        "k": K,
+        "hnsw": HNSW,
+        "requests_per_level": args.requests,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "chromadb": chromadb.__version__,
+        },
+        "results": results,
+        "ratios": ratios,
         "wall_s": time.perf_counter() - started,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -288,10 +336,14 @@ def plot(report: dict[str, Any], path: Path) -> None:
     width = 0.25
     for i, label in enumerate(labels):
         xs = np.arange(len(CONCURRENCY)) + (i - 1) * width
-        axes[0].bar(xs, [res[label][f"c{c}"]["p50_ms"] for c in CONCURRENCY], width,
-                    label=label)
-        axes[0].scatter(xs, [res[label][f"c{c}"]["p99_ms"] for c in CONCURRENCY],
-                        marker="_", s=200, color="black")
+        axes[0].bar(xs, [res[label][f"c{c}"]["p50_ms"] for c in CONCURRENCY], width, label=label)
+        axes[0].scatter(
+            xs,
+            [res[label][f"c{c}"]["p99_ms"] for c in CONCURRENCY],
+            marker="_",
+            s=200,
+            color="black",
+        )
     axes[0].set_xticks(np.arange(len(CONCURRENCY)), [f"c={c}" for c in CONCURRENCY])
     axes[0].set_yscale("log")
     axes[0].set_ylabel("query latency ms, log (bar p50, tick p99)")

@@ -321,9 +321,14 @@ async def test_monitoring_objects_only_when_the_prometheus_operator_is_installed
         assert "PrometheusRule, ServiceMonitor" in mon["message"]
         assert await kube.get("v1", "ConfigMap", NS, "quickstart-dashboard") is not None
 
-        for plural, kind in (("prometheusrules", "PrometheusRule"), ("servicemonitors", "ServiceMonitor")):
+        for plural, kind in (
+            ("prometheusrules", "PrometheusRule"),
+            ("servicemonitors", "ServiceMonitor"),
+        ):
             apiserver.resources[f"monitoring.coreos.com/v1/{plural}"] = kmock.ResourceInfo(
-                kind=kind, namespaced=True, verbs={"get", "list", "watch", "create", "patch", "delete"}
+                kind=kind,
+                namespaced=True,
+                verbs={"get", "list", "watch", "create", "patch", "delete"},
             )
         doc["spec"]["hnsw"]["efSearch"] = 64  # any change makes the operator look again
         await kubectl_apply(kube, doc)
@@ -333,4 +338,6 @@ async def test_monitoring_objects_only_when_the_prometheus_operator_is_installed
         assert condition(created, "Monitoring")["reason"] == "Created"
     rule = await kube.get("monitoring.coreos.com/v1", "PrometheusRule", NS, "quickstart-slo")
     assert rule is not None and rule["spec"]["groups"]
-    assert await kube.get("monitoring.coreos.com/v1", "ServiceMonitor", NS, "quickstart") is not None
+    assert (
+        await kube.get("monitoring.coreos.com/v1", "ServiceMonitor", NS, "quickstart") is not None
+    )

@@ -63,8 +63,10 @@ def test_get_pages_tile_the_full_merge() -> None:
     pages: list[str] = []
     for offset in range(0, len(full), 2):
         # each shard was asked for offset+limit records: its first offset+2
-        truncated = [{**s, "ids": s["ids"][: offset + 2],
-                      "documents": s["documents"][: offset + 2]} for s in shards]
+        truncated = [
+            {**s, "ids": s["ids"][: offset + 2], "documents": s["documents"][: offset + 2]}
+            for s in shards
+        ]
         page = merge_get(truncated, offset, 2, ["documents"])
         assert page["documents"] == [i.upper() for i in page["ids"]]
         pages.extend(page["ids"])

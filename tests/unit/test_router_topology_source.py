@@ -11,9 +11,11 @@ from chroma_operator.topology import ShardTopology, Topology
 
 
 def topo(n: int) -> Topology:
-    return Topology(cluster="c", namespace="ns",
-                    shards=[ShardTopology(index=i, endpoints=[f"http://s{i}:8000"])
-                            for i in range(n)])
+    return Topology(
+        cluster="c",
+        namespace="ns",
+        shards=[ShardTopology(index=i, endpoints=[f"http://s{i}:8000"]) for i in range(n)],
+    )
 
 
 def test_reload_on_change_only(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ def test_query_and_get_requests() -> None:
     q = v.query_request({"query_embeddings": [[1.0, 2.0]]})
     assert (q.n_results, q.include, q.dim) == (10, ["metadatas", "documents", "distances"], 2)
     assert refused(v.query_request, {"query_embeddings": [[1.0]], "n_results": -1}) == (
-        422, "ChromaError")
+        422,
+        "ChromaError",
+    )
     assert refused(v.query_request, {"n_results": 1}) == (422, "ChromaError")
     assert refused(v.get_request, {"include": ["bogus"]}) == (422, "ChromaError")
     assert refused(v.get_request, {"limit": -1}) == (422, "ChromaError")

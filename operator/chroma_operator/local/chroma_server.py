@@ -85,8 +85,10 @@ class ChromaServer:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self._owns_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir is not None else Path(
-            tempfile.mkdtemp(prefix="chroma-server-")
+        self.data_dir = (
+            Path(data_dir)
+            if data_dir is not None
+            else Path(tempfile.mkdtemp(prefix="chroma-server-"))
         )
         self.settings = dict(settings or {})
         self.startup_timeout = startup_timeout

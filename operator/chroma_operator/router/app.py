@@ -228,8 +228,10 @@ class Router:
         """Send the same request to every replica of every shard (tenants, databases)."""
         targets = st.pool.all_endpoints()
         results = await asyncio.gather(
-            *(st.pool.call(s, ep, method, path, content=content, headers=headers)
-              for s, ep in targets),
+            *(
+                st.pool.call(s, ep, method, path, content=content, headers=headers)
+                for s, ep in targets
+            ),
             return_exceptions=True,
         )
         replies = []
@@ -264,13 +266,22 @@ class Router:
         if not peers:
             return
         body = orjson.dumps(
-            {"tenant": coll.tenant, "database": coll.database,
-             "collection_id": coll.client_id, "forget": forget}
+            {
+                "tenant": coll.tenant,
+                "database": coll.database,
+                "collection_id": coll.client_id,
+                "forget": forget,
+            }
         )
         results = await asyncio.gather(
-            *(self.peer_client.post(p.rstrip("/") + "/internal/invalidate", content=body,
-                                    headers={"content-type": "application/json"})
-              for p in peers),
+            *(
+                self.peer_client.post(
+                    p.rstrip("/") + "/internal/invalidate",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                for p in peers
+            ),
             return_exceptions=True,
         )
         for peer, r in zip(peers, results, strict=True):
@@ -280,8 +291,10 @@ class Router:
     async def preflight(self, st: State, headers: Mapping[str, str]) -> dict[str, Any]:
         """The shards' pre-flight checks combined: the smallest batch, base64 if all can."""
         if st.preflight is None:
-            calls = {s: st.pool.read(s, "GET", lambda ep: "/pre-flight-checks", headers=headers)
-                     for s in range(st.pool.num_shards)}
+            calls = {
+                s: st.pool.read(s, "GET", lambda ep: "/pre-flight-checks", headers=headers)
+                for s in range(st.pool.num_shards)
+            }
             replies, _ = await self.fan_out(st, calls, partial=False)
             checks = [r.json() for r in replies.values()]
             sizes = [int(c.get("max_batch_size", -1)) for c in checks]
@@ -303,7 +316,10 @@ class Router:
         """Reads every shard answers the same (version, identity, tenants): ask shard 0."""
         path = request.url.path.removeprefix(API)
         reply = await st.pool.read(
-            0, "GET", lambda ep: path, params=dict(request.query_params),
+            0,
+            "GET",
+            lambda ep: path,
+            params=dict(request.query_params),
             headers=auth_headers(request),
         )
         return passthrough(reply)
@@ -351,8 +367,8 @@ class Router:
             return body
         config = dict(body.get("configuration") or {})
         ef = config.get("embedding_function")
-        default_ef = isinstance(ef, dict) and ef.get("type") == "known" and (
-            ef.get("name") == "default"
+        default_ef = (
+            isinstance(ef, dict) and ef.get("type") == "known" and (ef.get("name") == "default")
         )
         if config.get("spann") is None:
             cluster = st.topology.hnsw.as_collection_configuration()["hnsw"]
@@ -382,8 +398,9 @@ class Router:
         path = f"{db_path(tenant, database)}/collections"
         primary = st.pool.primary
         try:
-            first = await st.pool.call(0, primary, "POST", path, content=orjson.dumps(body),
-                                       headers=headers)
+            first = await st.pool.call(
+                0, primary, "POST", path, content=orjson.dumps(body), headers=headers
+            )
         except ShardCallError as exc:
             raise shard_unavailable(0, primary, exc.reason) from exc
         if not first.ok and first.status != 409:
@@ -392,8 +409,10 @@ class Router:
         rest = orjson.dumps({**body, "get_or_create": True})
         targets = [(s, ep) for s, ep in st.pool.all_endpoints() if ep != primary]
         results = await asyncio.gather(
-            *(st.pool.call(s, ep, "POST", path, content=rest, headers=headers)
-              for s, ep in targets),
+            *(
+                st.pool.call(s, ep, "POST", path, content=rest, headers=headers)
+                for s, ep in targets
+            ),
             return_exceptions=True,
         )
         models: dict[str, dict[str, Any]] = {}
@@ -415,7 +434,11 @@ class Router:
         return json_response(model)
 
     async def _fill_dimension(
-        self, st: State, tenant: str, database: str, model: dict[str, Any],
+        self,
+        st: State,
+        tenant: str,
+        database: str,
+        model: dict[str, Any],
         headers: Mapping[str, str],
     ) -> dict[str, Any]:
         """Shard 0 may hold no record yet; the collection's dimension is any shard's."""
@@ -444,8 +467,9 @@ class Router:
         path = request.url.path.removeprefix(API)
         headers = auth_headers(request)
         try:
-            reply = await st.pool.call(0, st.pool.primary, "GET", path,
-                                       params=dict(request.query_params), headers=headers)
+            reply = await st.pool.call(
+                0, st.pool.primary, "GET", path, params=dict(request.query_params), headers=headers
+            )
         except ShardCallError as exc:
             raise shard_unavailable(0, exc.endpoint, exc.reason) from exc
         if not reply.ok:
@@ -458,8 +482,9 @@ class Router:
     async def collections_count(self, request: Request, st: State) -> Response:
         path = request.url.path.removeprefix(API)
         try:
-            reply = await st.pool.call(0, st.pool.primary, "GET", path,
-                                       headers=auth_headers(request))
+            reply = await st.pool.call(
+                0, st.pool.primary, "GET", path, headers=auth_headers(request)
+            )
         except ShardCallError as exc:
             raise shard_unavailable(0, exc.endpoint, exc.reason) from exc
         return passthrough(reply)
@@ -469,8 +494,10 @@ class Router:
         raw = await request.body()
         body = v.parse_object(raw)
         headers = auth_headers(request)
-        calls = [st.pool.write(s, "PUT", lambda ep: coll.path(ep), content=raw, headers=headers)
-                 for s in range(st.pool.num_shards)]
+        calls = [
+            st.pool.write(s, "PUT", lambda ep: coll.path(ep), content=raw, headers=headers)
+            for s in range(st.pool.num_shards)
+        ]
         try:
             results = await asyncio.gather(*calls, return_exceptions=True)
         finally:
@@ -549,8 +576,11 @@ class Router:
             for col, values in batch.columns.items():
                 part[col] = pick(values, positions)
             sends[shard] = st.pool.write(
-                shard, "POST", lambda ep: coll.path(ep, "/" + kind),
-                content=orjson.dumps(part), headers=headers,
+                shard,
+                "POST",
+                lambda ep: coll.path(ep, "/" + kind),
+                content=orjson.dumps(part),
+                headers=headers,
             )
         try:
             results = await asyncio.gather(*sends.values(), return_exceptions=True)
@@ -583,13 +613,18 @@ class Router:
         coll = await self._resolve(request, st)
         headers = auth_headers(request)
         if ids is not None:
-            parts = {s: {**body, "ids": pick(ids, pos)}
-                     for s, pos in partition(ids, st.pool.num_shards).items()}
+            parts = {
+                s: {**body, "ids": pick(ids, pos)}
+                for s, pos in partition(ids, st.pool.num_shards).items()
+            }
         else:
             parts = {s: body for s in range(st.pool.num_shards)}
-        sends = {s: st.pool.write(s, "POST", lambda ep: coll.path(ep, "/delete"),
-                                  content=content, headers=headers)
-                 for s, content in self.encode_parts(parts).items()}
+        sends = {
+            s: st.pool.write(
+                s, "POST", lambda ep: coll.path(ep, "/delete"), content=content, headers=headers
+            )
+            for s, content in self.encode_parts(parts).items()
+        }
         try:
             results = await asyncio.gather(*sends.values(), return_exceptions=True)
         finally:
@@ -612,9 +647,12 @@ class Router:
         coll = await self._resolve(request, st)
         headers = auth_headers(request)
         params = dict(request.query_params)
-        calls = {s: st.pool.read(s, "GET", lambda ep: coll.path(ep, "/count"), params=params,
-                                 headers=headers)
-                 for s in range(st.pool.num_shards)}
+        calls = {
+            s: st.pool.read(
+                s, "GET", lambda ep: coll.path(ep, "/count"), params=params, headers=headers
+            )
+            for s in range(st.pool.num_shards)
+        }
         replies, failed = await self.fan_out(st, calls)
         total = sum(int(r.json()) for r in replies.values())
         return json_response(total, headers=self.partial_headers(failed))
@@ -625,19 +663,29 @@ class Router:
         req = v.get_request(body)
         coll = await self._resolve(request, st)
         headers = auth_headers(request)
-        base = {**body, "offset": 0, "include": req.include,
-                "limit": None if req.limit is None else req.offset + req.limit}
+        base = {
+            **body,
+            "offset": 0,
+            "include": req.include,
+            "limit": None if req.limit is None else req.offset + req.limit,
+        }
         if req.ids is not None:
-            parts = {s: {**base, "ids": pick(req.ids, pos)}
-                     for s, pos in partition(req.ids, st.pool.num_shards).items()}
+            parts = {
+                s: {**base, "ids": pick(req.ids, pos)}
+                for s, pos in partition(req.ids, st.pool.num_shards).items()
+            }
         else:
             parts = {s: base for s in range(st.pool.num_shards)}
-        calls = {s: st.pool.read(s, "POST", lambda ep: coll.path(ep, "/get"),
-                                 content=content, headers=headers)
-                 for s, content in self.encode_parts(parts).items()}
+        calls = {
+            s: st.pool.read(
+                s, "POST", lambda ep: coll.path(ep, "/get"), content=content, headers=headers
+            )
+            for s, content in self.encode_parts(parts).items()
+        }
         replies, failed = await self.fan_out(st, calls)
-        merged = merge_get([replies[s].json() for s in sorted(replies)], req.offset, req.limit,
-                           req.include)
+        merged = merge_get(
+            [replies[s].json() for s in sorted(replies)], req.offset, req.limit, req.include
+        )
         return json_response(merged, headers=self.partial_headers(failed))
 
     async def query_records(self, request: Request, st: State) -> Response:
@@ -646,15 +694,17 @@ class Router:
         raw = await request.body()
         body = v.parse_object(raw)
         req = v.query_request(body)
-        use_cache = st.cache.enabled and "no-cache" not in request.headers.get(
-            "cache-control", ""
-        ).lower()
+        use_cache = (
+            st.cache.enabled and "no-cache" not in request.headers.get("cache-control", "").lower()
+        )
         key = None
         if st.cache.enabled:
             # Credentials are part of the key: a cached answer is never served to a
             # caller the shards would have refused.
-            canonical = orjson.dumps([p["tenant"], p["database"], auth_headers(request), body],
-                                     option=orjson.OPT_SORT_KEYS)
+            canonical = orjson.dumps(
+                [p["tenant"], p["database"], auth_headers(request), body],
+                option=orjson.OPT_SORT_KEYS,
+            )
             key = st.cache.key(client_id, hashlib.blake2b(canonical, digest_size=16).digest())
             if use_cache:
                 hit = st.cache.get(key)
@@ -669,8 +719,9 @@ class Router:
         headers = auth_headers(request)
         if st.pool.num_shards == 1 and req.ids is None:
             # One shard: its answer is already the merged answer; forward the bytes.
-            reply = await st.pool.read(0, "POST", lambda ep: coll.path(ep, "/query"),
-                                       content=raw, headers=headers)
+            reply = await st.pool.read(
+                0, "POST", lambda ep: coll.path(ep, "/query"), content=raw, headers=headers
+            )
             if not reply.ok:
                 raise reply_error(reply)
             if key is not None:
@@ -679,18 +730,27 @@ class Router:
         shard_include = sorted(set(req.include) | {"distances"})
         base = {**body, "n_results": req.n_results, "include": shard_include}
         if req.ids is not None:
-            parts = {s: {**base, "ids": pick(req.ids, pos)}
-                     for s, pos in partition(req.ids, st.pool.num_shards).items()}
+            parts = {
+                s: {**base, "ids": pick(req.ids, pos)}
+                for s, pos in partition(req.ids, st.pool.num_shards).items()
+            }
         else:
             parts = {s: base for s in range(st.pool.num_shards)}
         if not parts:
             return json_response(empty_query(len(req.embeddings), req.include))
-        calls = {s: st.pool.read(s, "POST", lambda ep: coll.path(ep, "/query"),
-                                 content=content, headers=headers)
-                 for s, content in self.encode_parts(parts).items()}
+        calls = {
+            s: st.pool.read(
+                s, "POST", lambda ep: coll.path(ep, "/query"), content=content, headers=headers
+            )
+            for s, content in self.encode_parts(parts).items()
+        }
         replies, failed = await self.fan_out(st, calls)
-        merged = merge_query([replies[s].json() for s in sorted(replies)],
-                             len(req.embeddings), req.n_results, req.include)
+        merged = merge_query(
+            [replies[s].json() for s in sorted(replies)],
+            len(req.embeddings),
+            req.n_results,
+            req.include,
+        )
         payload = orjson.dumps(merged)
         if key is not None and not failed:
             st.cache.put(key, payload)
@@ -709,8 +769,9 @@ class Router:
         return json_response({})
 
     async def healthz(self, request: Request, st: State) -> Response:
-        return json_response({"status": "ok", "cluster": st.topology.cluster,
-                              "shards": st.pool.num_shards})
+        return json_response(
+            {"status": "ok", "cluster": st.topology.cluster, "shards": st.pool.num_shards}
+        )
 
     async def readyz(self, request: Request, st: State) -> Response:
         targets = st.pool.all_endpoints()
@@ -723,13 +784,13 @@ class Router:
         return json_response(body, 200 if not down else 503)
 
     async def metrics_endpoint(self, request: Request, st: State) -> Response:
-        return Response(generate_latest(self.metrics.registry), 200,
-                        media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(self.metrics.registry), 200, media_type=CONTENT_TYPE_LATEST)
 
     async def unsupported(self, request: Request, st: State) -> Response:
         """Anything else under the API (fork, search, functions...) in Chroma's shape."""
         return error_response(
-            501, "ChromaError",
+            501,
+            "ChromaError",
             f"{request.method} {request.url.path} is not supported by the chroma-operator router",
         )
 
@@ -767,8 +828,7 @@ class Router:
             r("/healthz", self.healthz, ["GET"]),
             r("/readyz", self.readyz, ["GET"]),
             r("/metrics", self.metrics_endpoint, ["GET"]),
-            r(API + "/{rest:path}", self.unsupported,
-              ["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            r(API + "/{rest:path}", self.unsupported, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
 

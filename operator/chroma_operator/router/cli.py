@@ -22,9 +22,7 @@ def command(
     log_level: Annotated[
         LogLevel, typer.Option(help="Log level", case_sensitive=False)
     ] = LogLevel.info,
-    reload_interval: float = typer.Option(
-        1.0, help="Seconds between checks of the topology file"
-    ),
+    reload_interval: float = typer.Option(1.0, help="Seconds between checks of the topology file"),
     backlog: int = typer.Option(2048, help="Listen backlog (pending connections)"),
     access_log: bool = typer.Option(False, help="Log every request"),
 ) -> None:

@@ -115,8 +115,10 @@ class CollectionMap:
         )
         path = f"{db_path(tenant, database)}/collections"
         results = await asyncio.gather(
-            *(self.pool.call(s, ep, "POST", path, content=body, headers=headers)
-              for s, ep in missing),
+            *(
+                self.pool.call(s, ep, "POST", path, content=body, headers=headers)
+                for s, ep in missing
+            ),
             return_exceptions=True,
         )
         healed: dict[str, dict[str, Any]] = {}

@@ -60,6 +60,4 @@ def collection_not_found(collection: str) -> ChromaHTTPError:
 
 def shard_unavailable(shard: int, endpoint: str, reason: str) -> ChromaHTTPError:
     """A shard that could not answer: 503 naming the shard, so operators know where to look."""
-    return ChromaHTTPError(
-        503, "ChromaError", f"Shard {shard} unavailable ({endpoint}): {reason}"
-    )
+    return ChromaHTTPError(503, "ChromaError", f"Shard {shard} unavailable ({endpoint}): {reason}")

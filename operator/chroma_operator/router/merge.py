@@ -23,9 +23,7 @@ def _column(resp: Json, field: str) -> Any:
     return resp.get(field)
 
 
-def merge_query(
-    responses: Sequence[Json], n_queries: int, k: int, include: Sequence[str]
-) -> Json:
+def merge_query(responses: Sequence[Json], n_queries: int, k: int, include: Sequence[str]) -> Json:
     """Top-k per query over all shards; only the `include`d fields are filled."""
     wanted = [f for f in QUERY_FIELDS if f in include]
     out: Json = {"ids": []}

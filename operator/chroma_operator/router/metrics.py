@@ -11,7 +11,20 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 DEFAULT_BUCKETS_S = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 
@@ -56,11 +69,13 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.cache_hits = Counter(
-            "chroma_router_cache_hits_total", "Query answers served from cache",
+            "chroma_router_cache_hits_total",
+            "Query answers served from cache",
             registry=self.registry,
         )
         self.cache_misses = Counter(
-            "chroma_router_cache_misses_total", "Cacheable queries not in cache",
+            "chroma_router_cache_misses_total",
+            "Cacheable queries not in cache",
             registry=self.registry,
         )
         self.cache_invalidations = Counter(
@@ -70,6 +85,8 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.topology_reloads = Counter(
-            "chroma_router_topology_reloads_total", "Topology file reloads", ["result"],
+            "chroma_router_topology_reloads_total",
+            "Topology file reloads",
+            ["result"],
             registry=self.registry,
         )

@@ -152,8 +152,7 @@ def record_batch(body: dict[str, Any], kind: str, max_batch_size: int | None) ->
         raise ChromaHTTPError(
             413,
             "BatchSizeExceededError",
-            f"Cannot submit more than {max_batch_size:,} embeddings at once. "
-            f"Got {len(ids):,}.",
+            f"Cannot submit more than {max_batch_size:,} embeddings at once. Got {len(ids):,}.",
         )
     return RecordBatch(ids, columns, batch_dim(columns.get("embeddings")))
 

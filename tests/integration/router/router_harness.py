@@ -67,10 +67,25 @@ class RouterProcess:
         env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
         log = (self.dir / "router.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chroma_operator", "router",
-             "--topology", str(self.topology_path), "--port", str(self.port),
-             "--host", "127.0.0.1", "--log-level", "warning", "--reload-interval", "0.2"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "chroma_operator",
+                "router",
+                "--topology",
+                str(self.topology_path),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--log-level",
+                "warning",
+                "--reload-interval",
+                "0.2",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -102,5 +117,3 @@ class RouterProcess:
 
 def http_client(port: int) -> Any:
     return chromadb.HttpClient(host="127.0.0.1", port=port)
-
-

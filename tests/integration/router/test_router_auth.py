@@ -37,12 +37,17 @@ def token_gate(upstream: str) -> Starlette:
         if request.headers.get("x-chroma-token") != TOKEN:
             return JSONResponse({"error": "AuthError", "message": "bad token"}, 401)
         resp = await client.request(
-            request.method, request.url.path, params=request.query_params,
-            content=await request.body(), headers={"content-type": "application/json"})
+            request.method,
+            request.url.path,
+            params=request.query_params,
+            content=await request.body(),
+            headers={"content-type": "application/json"},
+        )
         return Response(resp.content, resp.status_code, media_type="application/json")
 
-    return Starlette(routes=[Route("/{path:path}", forward,
-                                   methods=["GET", "POST", "PUT", "DELETE"])])
+    return Starlette(
+        routes=[Route("/{path:path}", forward, methods=["GET", "POST", "PUT", "DELETE"])]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +55,9 @@ def gates(shards: list[ChromaServer]) -> Iterator[list[str]]:
     servers, threads, urls = [], [], []
     for shard in shards:
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(token_gate(shard.url), host="127.0.0.1",
-                                               port=port, log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(token_gate(shard.url), host="127.0.0.1", port=port, log_level="warning")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append(server)
@@ -70,8 +76,9 @@ def gates(shards: list[ChromaServer]) -> Iterator[list[str]]:
 def test_token_is_passed_to_every_shard(gates: list[str], name: str) -> None:
     proc = RouterProcess(make_topology([[u] for u in gates])).start()
     try:
-        client = chromadb.HttpClient(host="127.0.0.1", port=proc.port,
-                                     headers={"X-Chroma-Token": TOKEN})
+        client = chromadb.HttpClient(
+            host="127.0.0.1", port=proc.port, headers={"X-Chroma-Token": TOKEN}
+        )
         col = client.create_collection(name)
         col.add(ids=[f"a{i}" for i in range(30)], embeddings=[[float(i), 1.0] for i in range(30)])
         assert col.count() == 30
@@ -80,12 +87,18 @@ def test_token_is_passed_to_every_shard(gates: list[str], name: str) -> None:
         with pytest.raises(ChromaAuthError):
             chromadb.HttpClient(host="127.0.0.1", port=proc.port)
         # A cached answer is not served to a caller without the token.
-        url = (f"{proc.url}/api/v2/tenants/default_tenant/databases/default_database/"
-               f"collections/{col.id}/query")
+        url = (
+            f"{proc.url}/api/v2/tenants/default_tenant/databases/default_database/"
+            f"collections/{col.id}/query"
+        )
         body = {"query_embeddings": [[3.0, 1.0]], "n_results": 3}
         assert httpx.post(url, json=body, headers={"X-Chroma-Token": TOKEN}).status_code == 200
-        assert httpx.post(url, json=body, headers={"X-Chroma-Token": TOKEN}).headers.get(
-            "X-Chroma-Cache") == "hit"
+        assert (
+            httpx.post(url, json=body, headers={"X-Chroma-Token": TOKEN}).headers.get(
+                "X-Chroma-Cache"
+            )
+            == "hit"
+        )
         assert httpx.post(url, json=body).status_code == 401
     finally:
         proc.stop()

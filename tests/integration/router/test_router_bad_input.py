@@ -47,32 +47,81 @@ def send(target: tuple[str, str], method: str, suffix: str, **kw: Any) -> httpx.
 
 MISSING = str(uuid.uuid4())
 CASES: list[tuple[str, str, str, dict[str, Any]]] = [
-    ("malformed json", "POST", "/add", {"content": b'{"ids": ["a"', "headers": {
-        "content-type": "application/json"}}),
+    (
+        "malformed json",
+        "POST",
+        "/add",
+        {"content": b'{"ids": ["a"', "headers": {"content-type": "application/json"}},
+    ),
     ("body not an object", "POST", "/add", {"json": [1, 2]}),
     ("missing ids", "POST", "/add", {"json": {"embeddings": [vec(1)]}}),
     ("missing embeddings", "POST", "/upsert", {"json": {"ids": ["n1"]}}),
-    ("mismatched lengths", "POST", "/add",
-     {"json": {"ids": ["n1", "n2", "n3"], "embeddings": [vec(1), vec(2)]}}),
-    ("mismatched metadatas", "POST", "/upsert",
-     {"json": {"ids": ["n1", "n2"], "embeddings": [vec(1), vec(2)], "metadatas": [{"a": 1}]}}),
-    ("wrong dimension", "POST", "/add",
-     {"json": {"ids": [f"n{i}" for i in range(12)], "embeddings": [vec(i, 5) for i in range(12)]}}),
-    ("wrong dimension on update", "POST", "/update",
-     {"json": {"ids": SEED_IDS[:6], "embeddings": [vec(i, 3) for i in range(6)]}}),
-    ("mixed dimensions", "POST", "/add",
-     {"json": {"ids": [f"n{i}" for i in range(6)],
-               "embeddings": [vec(i, 4 if i % 2 else 5) for i in range(6)]}}),
-    ("unknown collection add", "POST", "/add",
-     {"collection_id": MISSING, "json": {"ids": ["n1"], "embeddings": [vec(1)]}}),
-    ("unknown collection query", "POST", "/query",
-     {"collection_id": MISSING, "json": {"query_embeddings": [vec(1)], "n_results": 1}}),
+    (
+        "mismatched lengths",
+        "POST",
+        "/add",
+        {"json": {"ids": ["n1", "n2", "n3"], "embeddings": [vec(1), vec(2)]}},
+    ),
+    (
+        "mismatched metadatas",
+        "POST",
+        "/upsert",
+        {"json": {"ids": ["n1", "n2"], "embeddings": [vec(1), vec(2)], "metadatas": [{"a": 1}]}},
+    ),
+    (
+        "wrong dimension",
+        "POST",
+        "/add",
+        {
+            "json": {
+                "ids": [f"n{i}" for i in range(12)],
+                "embeddings": [vec(i, 5) for i in range(12)],
+            }
+        },
+    ),
+    (
+        "wrong dimension on update",
+        "POST",
+        "/update",
+        {"json": {"ids": SEED_IDS[:6], "embeddings": [vec(i, 3) for i in range(6)]}},
+    ),
+    (
+        "mixed dimensions",
+        "POST",
+        "/add",
+        {
+            "json": {
+                "ids": [f"n{i}" for i in range(6)],
+                "embeddings": [vec(i, 4 if i % 2 else 5) for i in range(6)],
+            }
+        },
+    ),
+    (
+        "unknown collection add",
+        "POST",
+        "/add",
+        {"collection_id": MISSING, "json": {"ids": ["n1"], "embeddings": [vec(1)]}},
+    ),
+    (
+        "unknown collection query",
+        "POST",
+        "/query",
+        {"collection_id": MISSING, "json": {"query_embeddings": [vec(1)], "n_results": 1}},
+    ),
     ("unknown collection count", "GET", "/count", {"collection_id": MISSING}),
     ("collection id not a uuid", "GET", "/count", {"collection_id": "not-a-uuid"}),
-    ("n_results negative", "POST", "/query",
-     {"json": {"query_embeddings": [vec(1)], "n_results": -1, "include": ["distances"]}}),
-    ("query wrong dimension", "POST", "/query",
-     {"json": {"query_embeddings": [vec(1, 7)], "n_results": 3}}),
+    (
+        "n_results negative",
+        "POST",
+        "/query",
+        {"json": {"query_embeddings": [vec(1)], "n_results": -1, "include": ["distances"]}},
+    ),
+    (
+        "query wrong dimension",
+        "POST",
+        "/query",
+        {"json": {"query_embeddings": [vec(1, 7)], "n_results": 3}},
+    ),
     ("unknown include", "POST", "/get", {"json": {"include": ["bogus"]}}),
     ("negative limit", "POST", "/get", {"json": {"limit": -1}}),
     ("ids not strings", "POST", "/delete", {"json": {"ids": [1, 2]}}),
@@ -81,7 +130,11 @@ CASES: list[tuple[str, str, str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("case", "method", "suffix", "kw"), CASES, ids=[c[0] for c in CASES])
 def test_refused_like_a_single_node_and_nothing_written(
-    setup: dict[str, Any], shards: list[Any], case: str, method: str, suffix: str,
+    setup: dict[str, Any],
+    shards: list[Any],
+    case: str,
+    method: str,
+    suffix: str,
     kw: dict[str, Any],
 ) -> None:
     before = shard_counts(shards)
@@ -111,8 +164,10 @@ def test_duplicate_ids_in_one_request_behave_like_a_single_node(
     got = send(setup["router"], "POST", "/add", json=body)
     want = send(setup["single"], "POST", "/add", json=body)
     assert got.status_code == want.status_code
-    counts = (send(setup["router"], "GET", "/count").json(),
-              send(setup["single"], "GET", "/count").json())
+    counts = (
+        send(setup["router"], "GET", "/count").json(),
+        send(setup["single"], "GET", "/count").json(),
+    )
     assert counts[0] == counts[1]
     assert sum(shard_counts(shards)) == counts[0]
     send(setup["router"], "POST", "/delete", json={"ids": ["dup"]})

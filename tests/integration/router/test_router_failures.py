@@ -25,25 +25,29 @@ DIM = 8
 
 @pytest.fixture(scope="module")
 def strict(shards: list[ChromaServer]) -> Iterator[RouterProcess]:
-    proc = RouterProcess(make_topology([[s.url] for s in shards],
-                                       shard_timeout_seconds=3.0)).start()
+    proc = RouterProcess(
+        make_topology([[s.url] for s in shards], shard_timeout_seconds=3.0)
+    ).start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="module")
 def partial(shards: list[ChromaServer]) -> Iterator[RouterProcess]:
-    proc = RouterProcess(make_topology([[s.url] for s in shards], partial_results=True,
-                                       shard_timeout_seconds=3.0)).start()
+    proc = RouterProcess(
+        make_topology([[s.url] for s in shards], partial_results=True, shard_timeout_seconds=3.0)
+    ).start()
     yield proc
     proc.stop()
 
 
 def data(n: int, prefix: str) -> dict[str, Any]:
     rng = np.random.default_rng(n)
-    return {"ids": [f"{prefix}{i}" for i in range(n)],
-            "embeddings": rng.standard_normal((n, DIM)).astype(np.float32),
-            "metadatas": [{"i": i} for i in range(n)]}
+    return {
+        "ids": [f"{prefix}{i}" for i in range(n)],
+        "embeddings": rng.standard_normal((n, DIM)).astype(np.float32),
+        "metadatas": [{"i": i} for i in range(n)],
+    }
 
 
 def test_killed_shard_gives_503_or_partial_answer(
@@ -62,8 +66,10 @@ def test_killed_shard_gives_503_or_partial_answer(
             col.query(query_embeddings=q, n_results=5)
         with pytest.raises(ChromaError, match="Shard 1"):
             col.count()
-        url = f"{strict.url}/api/v2/tenants/default_tenant/databases/default_database/" \
-              f"collections/{col.id}/query"
+        url = (
+            f"{strict.url}/api/v2/tenants/default_tenant/databases/default_database/"
+            f"collections/{col.id}/query"
+        )
         resp = httpx.post(url, json={"query_embeddings": q.tolist(), "n_results": 5})
         assert resp.status_code == 503
         assert resp.json()["error"] == "ChromaError" and "Shard 1" in resp.json()["message"]
@@ -71,10 +77,10 @@ def test_killed_shard_gives_503_or_partial_answer(
         assert ready.status_code == 503 and ready.json()["shards_down"] == [1]
         assert httpx.get(strict.url + "/healthz").status_code == 200
 
-        presp = httpx.post(url.replace(strict.url, partial.url).replace(str(col.id),
-                                                                        str(pcol.id)),
-                           json={"query_embeddings": q.tolist(), "n_results": 90,
-                                 "include": ["distances"]})
+        presp = httpx.post(
+            url.replace(strict.url, partial.url).replace(str(col.id), str(pcol.id)),
+            json={"query_embeddings": q.tolist(), "n_results": 90, "include": ["distances"]},
+        )
         assert presp.status_code == 200
         assert presp.headers["X-Chroma-Partial-Shards"] == "1"
         got = presp.json()["ids"][0]
@@ -104,8 +110,9 @@ def test_batch_split_across_a_dead_shard_converges_on_retry(
     per_shard = [http_client(s.port).get_collection(name).count() for s in shards]
     expected = [owners.count(k) for k in range(3)]
     seed_owner = shard_for("seed", 3)
-    expected_now = [expected[k] + (k == seed_owner) if k != 2 else int(seed_owner == 2)
-                    for k in range(3)]
+    expected_now = [
+        expected[k] + (k == seed_owner) if k != 2 else int(seed_owner == 2) for k in range(3)
+    ]
     assert per_shard == expected_now
     col.add(**batch)  # the same request again
     assert col.count() == 301
@@ -119,9 +126,12 @@ def test_batch_split_across_a_dead_shard_converges_on_retry(
 
 def test_reads_fail_over_to_another_replica(shards: list[ChromaServer], name: str) -> None:
     replica = ChromaServer().start()
-    proc = RouterProcess(make_topology(
-        [[shards[0].url], [shards[1].url, replica.url], [shards[2].url]],
-        shard_timeout_seconds=3.0)).start()
+    proc = RouterProcess(
+        make_topology(
+            [[shards[0].url], [shards[1].url, replica.url], [shards[2].url]],
+            shard_timeout_seconds=3.0,
+        )
+    ).start()
     try:
         col = proc.client().create_collection(name)
         batch = data(60, "f")
@@ -143,8 +153,9 @@ def test_reads_fail_over_to_another_replica(shards: list[ChromaServer], name: st
 def test_a_frozen_shard_times_out_within_the_shard_timeout(
     shards: list[ChromaServer], name: str
 ) -> None:
-    proc = RouterProcess(make_topology([[s.url] for s in shards],
-                                       shard_timeout_seconds=1.0)).start()
+    proc = RouterProcess(
+        make_topology([[s.url] for s in shards], shard_timeout_seconds=1.0)
+    ).start()
     pid = shards[0].pid
     assert pid is not None
     try:
@@ -152,8 +163,10 @@ def test_a_frozen_shard_times_out_within_the_shard_timeout(
         col.add(**data(30, "t"))
         os.kill(pid, signal.SIGSTOP)  # alive but silent: only the timeout can save us
         try:
-            url = (f"{proc.url}/api/v2/tenants/default_tenant/databases/default_database/"
-                   f"collections/{col.id}/count")
+            url = (
+                f"{proc.url}/api/v2/tenants/default_tenant/databases/default_database/"
+                f"collections/{col.id}/count"
+            )
             start = time.monotonic()
             resp = httpx.get(url, timeout=30)
             elapsed = time.monotonic() - start

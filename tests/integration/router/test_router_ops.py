@@ -27,9 +27,12 @@ def topo(shards: list[ChromaServer], **router: Any) -> Topology:
 def pair_of_routers(shards: list[ChromaServer]) -> Iterator[tuple[RouterProcess, RouterProcess]]:
     ports = [free_port(), free_port()]
     peers = [f"http://127.0.0.1:{p}" for p in ports]
-    t = topo(shards, peers=peers, cache={"enabled": True, "ttl_seconds": 300,
-                                         "max_entries": 1000},
-             slo={"latency_thresholds_ms": SLO_MS})
+    t = topo(
+        shards,
+        peers=peers,
+        cache={"enabled": True, "ttl_seconds": 300, "max_entries": 1000},
+        slo={"latency_thresholds_ms": SLO_MS},
+    )
     a, b = RouterProcess(t, ports[0]).start(), RouterProcess(t, ports[1]).start()
     yield a, b
     a.stop()
@@ -43,8 +46,7 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
-def query(router: RouterProcess, cid: str, headers: dict[str, str] | None = None
-          ) -> httpx.Response:
+def query(router: RouterProcess, cid: str, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.post(
         f"{router.url}/api/v2/tenants/default_tenant/databases/default_database/"
         f"collections/{cid}/query",
@@ -91,8 +93,10 @@ def test_metrics_have_slo_bounds_shard_latency_and_in_flight(
     route = "/api/v2/tenants/{tenant}/databases/{database}/collections/{collection_id}/query"
     for ms in SLO_MS:
         bound = repr(ms / 1000)
-        assert (f'chroma_router_request_duration_seconds_bucket{{le="{bound}",method="POST",'
-                f'route="{route}",status="200"}}') in text
+        assert (
+            f'chroma_router_request_duration_seconds_bucket{{le="{bound}",method="POST",'
+            f'route="{route}",status="200"}}'
+        ) in text
     assert 'chroma_router_shard_request_duration_seconds_count{shard="2"}' in text
     assert "chroma_router_requests_in_flight" in text
     assert "chroma_router_cache_misses_total" in text
@@ -116,8 +120,11 @@ def test_topology_reload(shards: list[ChromaServer]) -> None:
 
 
 def test_collection_defaults_from_topology(shards: list[ChromaServer], name: str) -> None:
-    t = topo(shards, hnsw={"space": "cosine", "ef_search": 77, "max_neighbors": 24},
-             encoder={"url": "http://127.0.0.1:9/", "model": "all-MiniLM-L6-v2"})
+    t = topo(
+        shards,
+        hnsw={"space": "cosine", "ef_search": 77, "max_neighbors": 24},
+        encoder={"url": "http://127.0.0.1:9/", "model": "all-MiniLM-L6-v2"},
+    )
     proc = RouterProcess(t).start()
     try:
         client = proc.client()
@@ -127,15 +134,18 @@ def test_collection_defaults_from_topology(shards: list[ChromaServer], name: str
             assert cfg["hnsw"]["space"] == "cosine"
             assert cfg["hnsw"]["ef_search"] == 77 and cfg["hnsw"]["max_neighbors"] == 24
             assert cfg["embedding_function"] == {
-                "type": "known", "name": "huggingface_server",
-                "config": {"api_key_env_var": None, "url": "http://127.0.0.1:9/embed"}}
+                "type": "known",
+                "name": "huggingface_server",
+                "config": {"api_key_env_var": None, "url": "http://127.0.0.1:9/embed"},
+            }
         ef = client.get_collection(name).configuration["embedding_function"]
         assert isinstance(ef, HuggingFaceEmbeddingServer)
         assert ef._api_url == "http://127.0.0.1:9/embed"
         assert col.configuration_json["hnsw"]["space"] == "cosine"
         # What the client gave wins over the cluster's defaults.
-        own = client.create_collection(name + "-own", configuration={"hnsw": {"space": "ip"}},
-                                       embedding_function=None)
+        own = client.create_collection(
+            name + "-own", configuration={"hnsw": {"space": "ip"}}, embedding_function=None
+        )
         cfg = own.configuration_json
         assert cfg["hnsw"]["space"] == "ip" and cfg["hnsw"]["ef_search"] == 77
         # embedding_function=None is an explicit "I send embeddings": left alone.

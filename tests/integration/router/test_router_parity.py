@@ -28,10 +28,13 @@ def records(n: int, seed: int = 0, start: int = 0) -> dict[str, Any]:
     return {
         "ids": [f"id{i:05d}" for i in range(start, start + n)],
         "embeddings": rng.standard_normal((n, DIM)).astype(np.float32),
-        "metadatas": [{"i": i, "even": i % 2 == 0, "bucket": f"b{i % 7}"}
-                      for i in range(start, start + n)],
-        "documents": [f"document number {i} {'apple' if i % 5 == 0 else 'pear'}"
-                      for i in range(start, start + n)],
+        "metadatas": [
+            {"i": i, "even": i % 2 == 0, "bucket": f"b{i % 7}"} for i in range(start, start + n)
+        ],
+        "documents": [
+            f"document number {i} {'apple' if i % 5 == 0 else 'pear'}"
+            for i in range(start, start + n)
+        ],
     }
 
 
@@ -46,8 +49,9 @@ def by_id(result: Any) -> dict[str, tuple[Any, ...]]:
                 row.append(None)
             else:
                 value = col[j]
-                row.append(tuple(np.asarray(value).round(5).tolist())
-                           if field == "embeddings" else value)
+                row.append(
+                    tuple(np.asarray(value).round(5).tolist()) if field == "embeddings" else value
+                )
         out[rid] = tuple(row)
     return out
 
@@ -84,21 +88,28 @@ def test_server_endpoints(router: RouterProcess, shards: list[Any], single: Any)
     for path in ("/api/v2/version", "/api/v2/auth/identity", "/api/v2/pre-flight-checks"):
         assert httpx.get(router.url + path).json() == httpx.get(single.url + path).json()
     checks = httpx.get(router.url + "/api/v2/pre-flight-checks").json()
-    sizes = [httpx.get(s.url + "/api/v2/pre-flight-checks").json()["max_batch_size"]
-             for s in shards]
+    sizes = [
+        httpx.get(s.url + "/api/v2/pre-flight-checks").json()["max_batch_size"] for s in shards
+    ]
     assert checks["max_batch_size"] == min(sizes)
     assert checks["supports_base64_encoding"] is True
-    unsupported = httpx.post(router.url + "/api/v2/tenants/default_tenant/databases/"
-                             "default_database/collections/x/fork", json={})
+    unsupported = httpx.post(
+        router.url + "/api/v2/tenants/default_tenant/databases/default_database/collections/x/fork",
+        json={},
+    )
     assert unsupported.status_code == 501 and unsupported.json()["error"] == "ChromaError"
 
 
 def test_tenants_and_databases_exist_on_every_shard(
     router: RouterProcess, shards: list[Any], single: Any
 ) -> None:
-    admin = chromadb.AdminClient(chromadb.Settings(
-        chroma_api_impl="chromadb.api.fastapi.FastAPI",
-        chroma_server_host="127.0.0.1", chroma_server_http_port=router.port))
+    admin = chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=router.port,
+        )
+    )
     admin.create_tenant("tenant-x")
     admin.create_database("db-x", tenant="tenant-x")
     for s in shards:
@@ -109,8 +120,9 @@ def test_tenants_and_databases_exist_on_every_shard(
     with pytest.raises(ChromaError) as err:
         admin.create_tenant("tenant-x")
     assert type(err.value).__name__ == "ChromaError"
-    client = chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant="tenant-x",
-                                 database="db-x")
+    client = chromadb.HttpClient(
+        host="127.0.0.1", port=router.port, tenant="tenant-x", database="db-x"
+    )
     col = client.create_collection("in-db-x")
     col.add(ids=["a", "b", "c"], embeddings=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     assert col.count() == 3
@@ -123,19 +135,27 @@ def test_collection_crud_matches(clients: tuple[Any, Any], shards: list[Any], na
     assert (rc.name, rc.metadata) == (sc.name, sc.metadata)
     assert rc.configuration_json == sc.configuration_json
     for shard in shards:
-        assert httpx.get(f"{shard.url}/api/v2/tenants/default_tenant/databases/"
-                         f"default_database/collections/{name}").status_code == 200
+        assert (
+            httpx.get(
+                f"{shard.url}/api/v2/tenants/default_tenant/databases/"
+                f"default_database/collections/{name}"
+            ).status_code
+            == 200
+        )
     assert r.get_collection(name).id == rc.id
     assert r.count_collections() == s.count_collections()
     assert sorted(c.name for c in r.list_collections()) == sorted(
-        c.name for c in s.list_collections())
+        c.name for c in s.list_collections()
+    )
     assert r.get_or_create_collection(name).id == rc.id
     for cl in (r, s):
         with pytest.raises(ChromaError) as err:
             cl.create_collection(name)
         assert "already exists" in str(err.value)
-    by_id = httpx.get(f"{r._server._api_url}/tenants/default_tenant/databases/"
-                      f"default_database/collections/by-id/{rc.id}").json()
+    by_id = httpx.get(
+        f"{r._server._api_url}/tenants/default_tenant/databases/"
+        f"default_database/collections/by-id/{rc.id}"
+    ).json()
     assert by_id["name"] == name
     rc.add(ids=["x"], embeddings=[[1.0, 2.0, 3.0]])
     sc.add(ids=["x"], embeddings=[[1.0, 2.0, 3.0]])
@@ -155,8 +175,13 @@ def test_collection_crud_matches(clients: tuple[Any, Any], shards: list[Any], na
         with pytest.raises(NotFoundError):
             cl.delete_collection(new)
     for shard in shards:
-        assert httpx.get(f"{shard.url}/api/v2/tenants/default_tenant/databases/"
-                         f"default_database/collections/{new}").status_code == 404
+        assert (
+            httpx.get(
+                f"{shard.url}/api/v2/tenants/default_tenant/databases/"
+                f"default_database/collections/{new}"
+            ).status_code
+            == 404
+        )
 
 
 def test_records_match(clients: tuple[Any, Any], name: str) -> None:
@@ -176,8 +201,9 @@ def test_records_match(clients: tuple[Any, Any], name: str) -> None:
         {"n_results": 4, "where": {"i": {"$gt": 100000}}},  # matches nothing
         {"n_results": 4, "ids": ["id00001", "id00002", "id00300"]},
     ):
-        assert_same_query(rc.query(query_embeddings=q, **kwargs),
-                          sc.query(query_embeddings=q, **kwargs))
+        assert_same_query(
+            rc.query(query_embeddings=q, **kwargs), sc.query(query_embeddings=q, **kwargs)
+        )
 
     for kwargs in (
         {"ids": ["id00003", "id00100", "id00599", "nope"]},
@@ -201,16 +227,22 @@ def test_records_match(clients: tuple[Any, Any], name: str) -> None:
             assert len(page["ids"]) == len(sc.get(limit=limit, offset=offset)["ids"])
             pages.extend(page["ids"])
         assert pages == full
-    assert rc.get(where={"even": True}, limit=10, offset=295)["ids"] == \
-        rc.get(where={"even": True}, include=[])["ids"][295:305]
+    assert (
+        rc.get(where={"even": True}, limit=10, offset=295)["ids"]
+        == rc.get(where={"even": True}, include=[])["ids"][295:305]
+    )
     assert len(rc.get(limit=10, offset=10_000)["ids"]) == 0
 
     peek_r, peek_s = rc.peek(7), sc.peek(7)
     assert len(peek_r["ids"]) == len(peek_s["ids"]) == 7
     assert set(peek_r["ids"]) <= set(full)
 
-    upd = {"ids": ["id00001", "id00450", "missing"], "metadatas": [{"i": -1}] * 3,
-           "documents": ["changed"] * 3, "embeddings": [[0.25] * DIM] * 3}
+    upd = {
+        "ids": ["id00001", "id00450", "missing"],
+        "metadatas": [{"i": -1}] * 3,
+        "documents": ["changed"] * 3,
+        "embeddings": [[0.25] * DIM] * 3,
+    }
     ups = records(40, seed=9, start=580)  # 20 existing, 20 new
     for c in (rc, sc):
         c.update(**upd)
@@ -219,9 +251,11 @@ def test_records_match(clients: tuple[Any, Any], name: str) -> None:
         c.delete(where={"bucket": "b5"})
     assert rc.count() == sc.count()
     assert by_id(rc.get(include=["metadatas", "documents", "embeddings"])) == by_id(
-        sc.get(include=["metadatas", "documents", "embeddings"]))
-    assert_same_query(rc.query(query_embeddings=q, n_results=20),
-                      sc.query(query_embeddings=q, n_results=20))
+        sc.get(include=["metadatas", "documents", "embeddings"])
+    )
+    assert_same_query(
+        rc.query(query_embeddings=q, n_results=20), sc.query(query_embeddings=q, n_results=20)
+    )
 
 
 def test_empty_collection(clients: tuple[Any, Any], name: str) -> None:
@@ -229,8 +263,10 @@ def test_empty_collection(clients: tuple[Any, Any], name: str) -> None:
     assert rc.count() == sc.count() == 0
     assert by_id(rc.get()) == by_id(sc.get()) == {}
     assert rc.peek()["ids"] == sc.peek()["ids"] == []
-    assert_same_query(rc.query(query_embeddings=[[0.0] * 4], n_results=3),
-                      sc.query(query_embeddings=[[0.0] * 4], n_results=3))
+    assert_same_query(
+        rc.query(query_embeddings=[[0.0] * 4], n_results=3),
+        sc.query(query_embeddings=[[0.0] * 4], n_results=3),
+    )
     assert rc.delete(where={"a": 1}) == sc.delete(where={"a": 1})
 
 
@@ -241,11 +277,14 @@ def test_5000_records(clients: tuple[Any, Any], name: str) -> None:
         c.add(**data)
     assert rc.count() == sc.count() == 5000
     q = np.random.default_rng(4).standard_normal((20, DIM)).astype(np.float32)
-    assert_same_query(rc.query(query_embeddings=q, n_results=10, include=["distances"]),
-                      sc.query(query_embeddings=q, n_results=10, include=["distances"]))
+    assert_same_query(
+        rc.query(query_embeddings=q, n_results=10, include=["distances"]),
+        sc.query(query_embeddings=q, n_results=10, include=["distances"]),
+    )
     assert_same_query(
         rc.query(query_embeddings=q[:3], n_results=10, where={"bucket": "b2"}),
-        sc.query(query_embeddings=q[:3], n_results=10, where={"bucket": "b2"}))
+        sc.query(query_embeddings=q[:3], n_results=10, where={"bucket": "b2"}),
+    )
     got, want = rc.get(where={"bucket": "b1"}), sc.get(where={"bucket": "b1"})
     assert by_id(got) == by_id(want)
     assert len(rc.get(limit=100, offset=4950, include=[])["ids"]) == 50
@@ -266,12 +305,15 @@ def test_base64_embeddings_are_forwarded(
     # Raw base64 strings through the router, as the client sends them.
     raw = [base64.b64encode(v.tobytes()).decode() for v in vecs[:2] * 2]
     for url, cid in ((router.url, rc.id), (single.url, sc.id)):
-        resp = httpx.post(f"{url}/api/v2/tenants/default_tenant/databases/default_database/"
-                          f"collections/{cid}/add", json={"ids": ["w0", "w1"],
-                                                          "embeddings": raw})
+        resp = httpx.post(
+            f"{url}/api/v2/tenants/default_tenant/databases/default_database/collections/{cid}/add",
+            json={"ids": ["w0", "w1"], "embeddings": raw},
+        )
         assert resp.status_code == 201, resp.text
-    assert_same_query(rc.query(query_embeddings=vecs[:2] * 2, n_results=2),
-                      sc.query(query_embeddings=vecs[:2] * 2, n_results=2))
+    assert_same_query(
+        rc.query(query_embeddings=vecs[:2] * 2, n_results=2),
+        sc.query(query_embeddings=vecs[:2] * 2, n_results=2),
+    )
 
 
 async def test_async_client(router: RouterProcess, single: Any, name: str) -> None:
@@ -287,8 +329,10 @@ async def test_async_client(router: RouterProcess, single: Any, name: str) -> No
         await c.delete(ids=["id00002"])
     assert await rc.count() == await sc.count() == 299
     q = data["embeddings"][:3]
-    assert_same_query(await rc.query(query_embeddings=q, n_results=8),
-                      await sc.query(query_embeddings=q, n_results=8))
+    assert_same_query(
+        await rc.query(query_embeddings=q, n_results=8),
+        await sc.query(query_embeddings=q, n_results=8),
+    )
     assert by_id(await rc.get(where={"even": True})) == by_id(await sc.get(where={"even": True}))
     assert len((await rc.peek(5))["ids"]) == 5
     await r.delete_collection(name)
