@@ -169,7 +169,7 @@ class ApiServer(kmock.KubernetesEmulator):
         else:
             wanted = copy.deepcopy(dict(merge_patch_dict(current, patch or {})))
         if request.subresource == "status":
-            wanted = {**current, "status": wanted.get("status")}
+            wanted = copy.deepcopy({**current, "status": wanted.get("status")})
         elif self._has_status(request.resource):  # type: ignore[arg-type]
             wanted["status"] = current.get("status")
             if wanted.get("status") is None:

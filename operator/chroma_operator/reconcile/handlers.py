@@ -228,7 +228,8 @@ async def evaluate_slo(ctx: Context, namespace: str, name: str, now: float) -> N
         current = dict(fresh.get("status") or {})
         conditions = slo_loop.with_condition(list(current.get("conditions", [])), condition)
         await _publish(ctx, fresh, current, {"slo": slo_status, "conditions": conditions})
-        _emit(fresh, [st.Event(t, r, m) for t, r, m in events])
+    for type_, reason, message in events:  # not in a kopf handler: post Events ourselves
+        await ctx.kube.post_event(fresh, type_, reason, message)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

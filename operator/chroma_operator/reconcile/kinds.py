@@ -33,7 +33,9 @@ CHILD_KINDS: tuple[Kind, ...] = (
 )
 """Kinds the operator creates, patches and deletes as children of a ChromaCluster."""
 
-_BY_KEY = {(k.api_version, k.kind): k for k in (CHROMA_CLUSTER, *CHILD_KINDS)}
+EVENT = Kind("v1", "Event", "events")
+
+_BY_KEY = {(k.api_version, k.kind): k for k in (CHROMA_CLUSTER, EVENT, *CHILD_KINDS)}
 
 
 def lookup(api_version: str, kind: str) -> Kind:

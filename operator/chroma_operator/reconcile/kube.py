@@ -7,6 +7,7 @@ server-side apply, delete, list, status patch) over httpx, with the same credent
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,33 @@ class Kube:
             headers={"Content-Type": "application/merge-patch+json"},
             json={"status": status},
         )
+
+    async def post_event(self, involved: Obj, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved` (for code running outside a kopf handler)."""
+        meta = involved["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "eventTime": now,
+            "count": 1,
+        }
+        await self._call("POST", api_path("v1", "Event", meta["namespace"]), json=event)
 
     async def has_api(self, group_version: str, plural: str) -> bool:
         """Whether a resource is served (e.g. the Prometheus Operator's CRDs)."""
