@@ -15,15 +15,20 @@ COMPONENT = "encoder"
 MODEL_CACHE_DIR = "/var/cache/models"
 
 
-def _args(spec: ChromaClusterSpec) -> list[str]:
+def encoder_args(
+    spec: ChromaClusterSpec, *, port: int | None = None, host: str = "0.0.0.0"
+) -> list[str]:
+    """The `chroma-operator encoder ...` arguments; the pod and the local runtime share them."""
     enc = spec.encoder
     b = enc.batching
     return [
         "encoder",
         "--model",
         enc.model,
+        "--host",
+        host,
         "--port",
-        str(enc.port),
+        str(port if port is not None else enc.port),
         "--device",
         "cuda" if enc.gpu > 0 else "cpu",
         "--dtype",
@@ -36,7 +41,7 @@ def _args(spec: ChromaClusterSpec) -> list[str]:
         str(b.max_client_batch),
         "--max-queue",
         str(b.max_queue),
-        "--truncate" if enc.truncate else "--no-truncate",
+        "--auto-truncate" if enc.truncate else "--no-auto-truncate",
     ]
 
 
@@ -62,7 +67,7 @@ def build_encoder_deployment(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
                 "name": "encoder",
                 "image": encoder_image(spec),
                 "imagePullPolicy": spec.image_pull_policy,
-                "args": _args(spec),
+                "args": encoder_args(spec),
                 "env": [
                     {"name": "HF_HUB_OFFLINE", "value": "1"},
                     {"name": "HF_HOME", "value": MODEL_CACHE_DIR},

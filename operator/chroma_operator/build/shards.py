@@ -49,19 +49,18 @@ def _chroma_container(spec: ChromaClusterSpec) -> dict[str, Any]:
     }
 
 
+def router_args(topology_path: str, port: int, host: str = "0.0.0.0") -> list[str]:
+    """The `chroma-operator router ...` arguments; the pod and the local runtime share them."""
+    return ["router", "--topology", topology_path, "--host", host, "--port", str(port)]
+
+
 def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
     port = spec.router.port
     return {
         "name": "router",
         "image": router_image(spec),
         "imagePullPolicy": spec.image_pull_policy,
-        "args": [
-            "router",
-            "--topology",
-            f"{naming.CONFIG_DIR}/{TOPOLOGY_KEY}",
-            "--port",
-            str(port),
-        ],
+        "args": router_args(f"{naming.CONFIG_DIR}/{TOPOLOGY_KEY}", port),
         "ports": [{"name": "router", "containerPort": port, "protocol": "TCP"}],
         "resources": container_resources(spec.router.resources),
         "securityContext": container_security_context(read_only_root=True),

@@ -1,0 +1,252 @@
+"""`chroma-operator local up|down|status|logs` and `chroma-operator demo`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import typer
+
+from chroma_operator.api.validate import InvalidResource, parse_cluster
+from chroma_operator.local.plan import DEFAULT_PORT, LocalPlan, plan_local
+from chroma_operator.local.supervisor import STATE_FILE, LocalError, Supervisor
+
+app = typer.Typer(
+    help="Run a ChromaCluster on this machine: real processes, same configs.", no_args_is_help=True
+)
+ROOT = Path(".chroma-local")
+RESOURCE_FILE = "cluster.json"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code=code)
+
+
+def _load_file(file: Path) -> Any:
+    from chroma_operator.render_cli import load_clusters
+
+    try:
+        clusters = load_clusters(file)
+    except InvalidResource as exc:
+        for problem in exc.problems:
+            typer.echo(f"{file}: {problem}", err=True)
+        raise typer.Exit(code=2) from None
+    if len(clusters) != 1:
+        raise _fail(f"{file} holds {len(clusters)} ChromaClusters; give a file with one", 2)
+    return clusters[0]
+
+
+def _plan_from_dir(directory: Path) -> LocalPlan:
+    """Re-plan a cluster from what `up` saved in its directory."""
+    from chroma_operator.local.chroma_server import chroma_executable
+
+    try:
+        saved = json.loads((directory / RESOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        raise _fail(
+            f"no local cluster in {directory} (run `chroma-operator local up FILE` first)"
+        ) from None
+    cluster = parse_cluster(saved["resource"])
+    return plan_local(cluster, directory, saved["port"], chroma=chroma_executable())
+
+
+def _find_dir(name: str | None, directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    if name is not None:
+        return ROOT / name
+    found = sorted(p.parent for p in ROOT.glob(f"*/{RESOURCE_FILE}"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise _fail("no local cluster here (run `chroma-operator local up FILE` first)")
+    raise _fail(f"several local clusters ({', '.join(p.name for p in found)}): name one")
+
+
+def snippet(plan: LocalPlan) -> str:
+    port = plan.router.port
+    return (
+        "import chromadb\n"
+        f'client = chromadb.HttpClient(host="127.0.0.1", port={port})\n'
+        'docs = client.get_or_create_collection("docs")\n'
+        'docs.add(ids=["1", "2"], documents=["a sharded vector database", "a cup of tea"])\n'
+        'print(docs.query(query_texts=["distributed search"], n_results=1))'
+    )
+
+
+def _start(plan: LocalPlan) -> Supervisor:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    sup = Supervisor(plan)
+    missing = [p for p in plan.processes if not sup.is_running(p)]
+    if not missing:
+        typer.echo(f"{plan.cluster} is already running at {plan.url}")
+        return sup
+    sup.check_ports(missing)
+    backends = [p for p in missing if p.component != "router"]
+    routers = [p for p in missing if p.component == "router"]
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
+        tasks = {
+            p.name: bar.add_task(f"{p.name:<10} starting on :{p.port}", total=1) for p in missing
+        }
+
+        def ready(p: Any) -> None:
+            bar.update(tasks[p.name], completed=1, description=f"{p.name:<10} ready on :{p.port}")
+
+        try:
+            sup.wait_healthy(sup.start(backends), ready)
+            sup.wait_healthy(sup.start(routers), ready)
+        except LocalError:
+            sup.stop(missing)
+            raise
+    return sup
+
+
+@app.command("up")
+def up(
+    file: Path = typer.Argument(..., help="ChromaCluster YAML file"),
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Data and state [default: .chroma-local/NAME]"
+    ),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", help="Router port; shards and encoder use the next ones"
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Return once healthy; stop with `local down`"
+    ),
+    demo: bool = typer.Option(False, "--demo", help="Index a small corpus and run a few searches"),
+) -> None:
+    """Start every shard, the encoder and the router; data persists in --dir."""
+    from chroma_operator.local.chroma_server import chroma_executable
+
+    cluster = _load_file(file)
+    home = directory or ROOT / cluster.name
+    plan = plan_local(cluster, home, port, chroma=chroma_executable())
+    home.mkdir(parents=True, exist_ok=True)
+    (home / RESOURCE_FILE).write_text(
+        json.dumps(
+            {
+                "resource": cluster.model_dump(mode="json", by_alias=True, exclude_none=True),
+                "port": port,
+            }
+        )
+    )
+    try:
+        sup = _start(plan)
+    except LocalError as exc:
+        raise _fail(str(exc)) from None
+    typer.secho(
+        f"\n{plan.cluster}: {len(plan.processes)} processes, router at {plan.url}", bold=True
+    )
+    typer.echo("Connect with the stock client:\n\n" + snippet(plan) + "\n")
+    if demo:
+        from chroma_operator.local.demo import run_demo
+
+        run_demo(plan)
+    if detach:
+        typer.echo(f"Running in the background; stop with: chroma-operator local down --dir {home}")
+        return
+    typer.echo("Press Ctrl-C to stop (data is kept in " + str(home) + ").")
+    _foreground(sup)
+
+
+def _foreground(sup: Supervisor) -> None:
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    reported: set[str] = set()
+    try:
+        while True:
+            for proc in sup.plan.processes:
+                if proc.name not in reported and not sup.is_running(proc):
+                    reported.add(proc.name)
+                    typer.secho(
+                        f"{proc.name} stopped; see `chroma-operator local logs {proc.name}`",
+                        fg="yellow",
+                        err=True,
+                    )
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        typer.echo("\nStopping...")
+    finally:
+        stopped = sup.stop(sup.plan.processes)
+        typer.echo(f"Stopped {len(stopped)} processes.")
+
+
+@app.command("down")
+def down(
+    name: str | None = typer.Argument(None, help="Cluster name (when several run here)"),
+    directory: Path | None = typer.Option(None, "--dir", help="The directory given to `up`"),
+) -> None:
+    """Stop every process of a local cluster; its data stays for the next `up`."""
+    plan = _plan_from_dir(_find_dir(name, directory))
+    stopped = Supervisor(plan).stop(plan.processes)
+    typer.echo(
+        f"Stopped {len(stopped)} processes of {plan.cluster}; data kept in {plan.directory}."
+    )
+
+
+@app.command("status")
+def status(
+    name: str | None = typer.Argument(None, help="Cluster name (when several run here)"),
+    directory: Path | None = typer.Option(None, "--dir", help="The directory given to `up`"),
+) -> None:
+    """Each process: pid, port, health. Exit code 1 when something is down."""
+    from rich.console import Console
+    from rich.table import Table
+
+    plan = _plan_from_dir(_find_dir(name, directory))
+    rows = Supervisor(plan).status()
+    table = Table(title=f"{plan.cluster} ({plan.url})")
+    for col in ("process", "pid", "port", "state"):
+        table.add_column(col)
+    for r in rows:
+        state = "[green]healthy" if r.healthy else ("[yellow]starting" if r.alive else "[red]down")
+        table.add_row(r.name, str(r.pid or "-"), str(r.port), state)
+    Console().print(table)
+    if not all(r.healthy for r in rows):
+        typer.echo(
+            "Some processes are down: `chroma-operator local up FILE` restarts what is missing."
+        )
+        raise typer.Exit(code=1)
+
+
+@app.command("logs")
+def logs(
+    component: str | None = typer.Argument(
+        None, help="Process (shard-0-0, encoder, router) or component"
+    ),
+    name: str | None = typer.Option(None, "--name", help="Cluster name (when several run here)"),
+    directory: Path | None = typer.Option(None, "--dir", help="The directory given to `up`"),
+    lines: int = typer.Option(40, "--lines", "-n", help="Lines from the end of each log"),
+) -> None:
+    """Print the end of the processes' logs."""
+    plan = _plan_from_dir(_find_dir(name, directory))
+    sup = Supervisor(plan)
+    chosen = [p for p in plan.processes if component in (None, p.name, p.component)]
+    if not chosen:
+        names = ", ".join(p.name for p in plan.processes)
+        raise _fail(f"no process {component!r}; there are: {names}")
+    for proc in chosen:
+        typer.secho(f"==> {proc.name} ({sup.log_path(proc)})", bold=True)
+        typer.echo(sup.tail(proc, lines))
+
+
+def demo_command(
+    name: str | None = typer.Argument(None, help="Cluster name (when several run here)"),
+    directory: Path | None = typer.Option(None, "--dir", help="The directory given to `up`"),
+    limit: int = typer.Option(2000, help="How many docstrings to index"),
+) -> None:
+    """Index Python's standard-library docstrings into a running local cluster and search them."""
+    from chroma_operator.local.demo import run_demo
+
+    run_demo(_plan_from_dir(_find_dir(name, directory)), limit=limit)
+
+
+__all__ = ["STATE_FILE", "app", "demo_command"]
