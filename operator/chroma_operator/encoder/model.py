@@ -183,7 +183,11 @@ def load_encoders(
     """
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Normalize
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.models import Normalize  # type: ignore[no-redef]
 
     resolved = resolve_model(model)
     dev = pick_device(device)
@@ -206,9 +210,9 @@ def load_encoders(
             raise ModelError(
                 f"cannot load model {model!r} (resolved to {resolved!r}): {exc}"
             ) from exc
-        modules = [m for m in st if not isinstance(m, Normalize)]
-        if len(modules) != len(st):
-            st = SentenceTransformer(modules=modules, device=target)
+        # Drop Normalize in place (keeps prompts and settings); /embed normalises on demand.
+        for i in reversed([i for i, m in enumerate(st) if isinstance(m, Normalize)]):
+            del st[i]
         st.eval()
         if torch_dtype != torch.float32:
             st.to(torch_dtype)
