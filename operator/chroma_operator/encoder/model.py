@@ -35,6 +35,10 @@ PACKAGED_MODELS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Texts per forward pass inside one CPU batch (see `Encoder.encode`).
+CPU_SUB_BATCH = 16
+
+
 class ModelError(RuntimeError):
     """The model, device or dtype asked for cannot be used; the message says why."""
 
@@ -152,16 +156,24 @@ class Encoder:
     replica, in that replica's own thread.
     """
 
-    def __init__(self, model: Any, info: ModelInfo) -> None:
+    def __init__(self, model: Any, info: ModelInfo, sub_batch: int | None = None) -> None:
         self._model = model
         self.info = info
         self.tokenizer = Tokenizer(model.tokenizer)
+        self.sub_batch = sub_batch
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
-        """One forward pass over `texts` (already a batch; truncated to the model's max)."""
+        """Embed one batch (truncated to the model's max), in input order.
+
+        With `sub_batch`, sentence-transformers sorts the batch by length and runs it in
+        chunks of that size: a served batch mixes short and long texts, and on CPU padding
+        every text to the longest cost ~13% of throughput at 32 texts; sorted chunks of 16
+        run as fast per text as chunks of 32 and win most of it back. On a GPU one big
+        pass is better, so there the whole batch goes at once.
+        """
         out = self._model.encode(
             list(texts),
-            batch_size=max(1, len(texts)),
+            batch_size=max(1, self.sub_batch or len(texts)),
             convert_to_numpy=True,
             normalize_embeddings=False,
             show_progress_bar=False,
@@ -230,7 +242,7 @@ def load_encoders(
             device=target,
             dtype=dt,
         )
-        enc = Encoder(st, info)
+        enc = Encoder(st, info, sub_batch=CPU_SUB_BATCH if target == "cpu" else None)
         if warmup:
             enc.encode(["warm up"] * 8)
         encoders.append(enc)
