@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -71,7 +71,6 @@ class _Job:
     started: float | None = None
     out: FloatArray | None = None
     error: BaseException | None = None
-    pieces_in_flight: int = 0
 
     @property
     def remaining(self) -> int:
@@ -96,13 +95,6 @@ class BatcherConfig:
     max_input_tokens: int = 512  # lengths are clipped to this (the model truncates)
 
 
-@dataclass
-class _Stats:
-    batches: int = 0
-    texts: int = 0
-    sizes: list[int] = field(default_factory=list)
-
-
 class Batcher:
     """The queue and its workers. Create anywhere; `start()` inside the running loop."""
 
@@ -125,7 +117,6 @@ class Batcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._pools: list[ThreadPoolExecutor] = []
         self._closed = False
-        self.stats = _Stats()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -252,7 +243,6 @@ class Batcher:
                 break  # the token budget is spent
             pieces.append(_Piece(job, start, stop))
             job.cursor = stop
-            job.pieces_in_flight += 1
             if job.started is None:
                 job.started = time.perf_counter()
             self._depth -= stop - start
@@ -283,16 +273,15 @@ class Batcher:
                     raise BackendError(f"the model returned {getattr(vectors, 'shape', None)} "
                                        f"for {len(texts)} texts")
             except asyncio.CancelledError:
+                # Stopping mid-pass: nobody will deliver these rows, so say so.
+                for p in pieces:
+                    if not p.job.future.done():
+                        p.job.future.set_exception(BatcherClosed("the encoder is shutting down"))
                 raise
             except Exception as exc:
                 log.exception("forward pass over %d texts failed", len(texts))
                 vectors, error = None, exc
             seconds = time.perf_counter() - t0
-            self.stats.batches += 1
-            self.stats.texts += len(texts)
-            self.stats.sizes.append(len(texts))
-            if len(self.stats.sizes) > 10_000:
-                del self.stats.sizes[:5_000]
             if self._observer is not None:
                 self._observer.batch_done(len(texts), len(texts) * longest, seconds)
             self._deliver(pieces, vectors, error)
@@ -305,7 +294,6 @@ class Batcher:
         for p in pieces:
             job = p.job
             n = p.stop - p.start
-            job.pieces_in_flight -= 1
             if vectors is not None:
                 if job.out is None:
                     job.out = np.empty((len(job.texts), vectors.shape[1]), dtype=np.float32)
