@@ -66,3 +66,19 @@ def test_loaded_packaged_model_reports_its_shape_and_counts_tokens() -> None:
     assert counts[1] > 256  # counted untruncated, so over-long input can be refused
     vecs = enc.encode(["hello world", "word " * 600])
     assert vecs.shape == (2, 384) and vecs.dtype.name == "float32"
+
+
+@pytest.mark.slow
+def test_reduced_precision_path_returns_float32_close_to_full_precision() -> None:
+    # bfloat16 on CPU runs the same cast-and-convert path that float16 takes on a GPU.
+    import numpy as np
+
+    texts = ["reduced precision still finds the same neighbours", "a second sentence"]
+    (full,) = m.load_encoders("sentence-transformers/all-MiniLM-L6-v2", "cpu", threads=1)
+    (half,) = m.load_encoders("sentence-transformers/all-MiniLM-L6-v2", "cpu", "bfloat16",
+                              threads=1)
+    assert half.info.dtype == "bfloat16"
+    a, b = full.encode(texts), half.encode(texts)
+    assert b.dtype == np.float32
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99
