@@ -51,9 +51,31 @@ def load_texts(n: int) -> tuple[list[str], str]:
             return texts[:n], candidate.name
     rng = random.Random(0)
     words = [
-        "fast", "small", "secure", "library", "tool", "server", "client", "data", "graph",
-        "image", "audio", "video", "text", "network", "file", "system", "database", "editor",
-        "game", "font", "driver", "kernel", "python", "rust", "web",
+        "fast",
+        "small",
+        "secure",
+        "library",
+        "tool",
+        "server",
+        "client",
+        "data",
+        "graph",
+        "image",
+        "audio",
+        "video",
+        "text",
+        "network",
+        "file",
+        "system",
+        "database",
+        "editor",
+        "game",
+        "font",
+        "driver",
+        "kernel",
+        "python",
+        "rust",
+        "web",
     ]
     return [" ".join(rng.choices(words, k=rng.randint(3, 14))) for _ in range(n)], "generated"
 
@@ -65,8 +87,7 @@ class Offline:
     machine both sides of the ratio see the same background load.
     """
 
-    def __init__(self, texts: list[str], device: str, batch_size: int,
-                 threads: int | None) -> None:
+    def __init__(self, texts: list[str], device: str, batch_size: int, threads: int | None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -93,7 +114,7 @@ class Offline:
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             start = self.cursor % len(self.texts)
-            part = self.texts[start:start + chunk]
+            part = self.texts[start : start + chunk]
             self.cursor += chunk
             self.model.encode(part, batch_size=self.batch_size, show_progress_bar=False)
             done += len(part)
@@ -120,8 +141,10 @@ class Conn:
         return cls(reader, writer)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-                f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         raw = await self.reader.readuntil(b"\r\n\r\n")
         status = int(raw[9:12])
@@ -133,8 +156,9 @@ class Conn:
         self.writer.close()
 
 
-async def scenario(port: int, texts: list[str], clients: int, per_request: int,
-                   duration: float) -> dict[str, Any]:
+async def scenario(
+    port: int, texts: list[str], clients: int, per_request: int, duration: float
+) -> dict[str, Any]:
     """`clients` closed-loop callers for `duration` s; each request a fresh slice of texts."""
     conns = [await Conn.open(port) for _ in range(clients)]
     latencies: list[float] = []
@@ -193,9 +217,23 @@ def scrape(port: int) -> str:
 
 def start_server(port: int, device: str, extra: list[str]) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "operator"), HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "chroma_operator", "encoder", "--model", MODEL,
-           "--host", "127.0.0.1", "--port", str(port), "--device", device,
-           "--log-level", "warning", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chroma_operator",
+        "encoder",
+        "--model",
+        MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        device,
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, env=env)
     import urllib.request
 
@@ -222,12 +260,21 @@ def plot(result: dict[str, Any], path: Path) -> None:
     labels = [f"{r['clients']}x{r['texts_per_request']}" for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax1.bar(labels, [r["texts_per_s"] for r in rows], color="#4c72b0", label="served")
-    ax1.plot(labels, [r["offline_adjacent_texts_per_s"] for r in rows], "k_", ms=30, mew=2,
-             label="offline, measured next to it")
-    ax1.axhline(result["offline_texts_per_s"], color="#c44e52", ls="--",
-                label=f"offline median {result['offline_texts_per_s']:.0f}/s")
-    ax1.axhline(0.9 * result["offline_texts_per_s"], color="#c44e52", ls=":",
-                label="0.9x offline")
+    ax1.plot(
+        labels,
+        [r["offline_adjacent_texts_per_s"] for r in rows],
+        "k_",
+        ms=30,
+        mew=2,
+        label="offline, measured next to it",
+    )
+    ax1.axhline(
+        result["offline_texts_per_s"],
+        color="#c44e52",
+        ls="--",
+        label=f"offline median {result['offline_texts_per_s']:.0f}/s",
+    )
+    ax1.axhline(0.9 * result["offline_texts_per_s"], color="#c44e52", ls=":", label="0.9x offline")
     ax1.set_ylabel("texts / s")
     ax1.set_xlabel("clients x texts per request")
     ax1.set_title("Throughput")
@@ -241,8 +288,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax2.set_xlabel("clients x texts per request")
     ax2.set_title("Latency")
     ax2.legend(fontsize=8)
-    fig.suptitle(f"chroma-operator encoder, all-MiniLM-L6-v2, {result['device']} "
-                 f"({result['dtype']}), batch {result['max_batch_size']}")
+    fig.suptitle(
+        f"chroma-operator encoder, all-MiniLM-L6-v2, {result['device']} "
+        f"({result['dtype']}), batch {result['max_batch_size']}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -251,8 +300,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per scenario")
-    ap.add_argument("--offline-seconds", type=float, default=6.0,
-                    help="length of each offline window (one before, one after each scenario)")
+    ap.add_argument(
+        "--offline-seconds",
+        type=float,
+        default=6.0,
+        help="length of each offline window (one before, one after each scenario)",
+    )
     ap.add_argument("--max-batch-size", type=int, default=None)
     ap.add_argument("--max-batch-delay-ms", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
@@ -304,17 +357,20 @@ def main() -> None:
             row["server_texts_per_cpu_s"] = round(texts_done / server_cpu, 1)
             row["offline_texts_per_cpu_s"] = round(adjacent_cpu, 1)
             row["cpu_efficiency_vs_offline"] = round(texts_done / server_cpu / adjacent_cpu, 3)
-            batches = (_metric(after, "chroma_encoder_batch_size_count")
-                       - _metric(before, "chroma_encoder_batch_size_count"))
-            summed = (_metric(after, "chroma_encoder_batch_size_sum")
-                      - _metric(before, "chroma_encoder_batch_size_sum"))
+            batches = _metric(after, "chroma_encoder_batch_size_count") - _metric(
+                before, "chroma_encoder_batch_size_count"
+            )
+            summed = _metric(after, "chroma_encoder_batch_size_sum") - _metric(
+                before, "chroma_encoder_batch_size_sum"
+            )
             row["mean_batch_size"] = round(summed / batches, 1) if batches else 0.0
             row["offline_adjacent_texts_per_s"] = round(adjacent, 1)
             row["vs_offline"] = round(row["texts_per_s"] / adjacent, 3)
             served.append(row)
             print(json.dumps(row), flush=True)
-        info = json.loads(__import__("urllib.request").request.urlopen(
-            f"http://127.0.0.1:{port}/info").read())
+        info = json.loads(
+            __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/info").read()
+        )
     finally:
         proc.terminate()
         proc.wait(20)
@@ -327,16 +383,19 @@ def main() -> None:
         "dtype": info["dtype"],
         "max_batch_size": info["max_batch_size"],
         "max_batch_delay_ms": info["max_batch_delay_ms"],
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "offline_texts_per_s": round(ceiling, 1),
         "offline_windows_texts_per_s": [round(x, 1) for x in offline_runs],
         "offline_windows_texts_per_cpu_s": [round(x, 1) for x in offline_cpu],
         "note": "vs_offline compares wall-clock throughput with offline windows measured "
-                "right before and after each scenario; cpu_efficiency_vs_offline compares "
-                "texts per CPU-second of the server process with texts per CPU-second of "
-                "offline encode, which stays meaningful when other work shares the machine",
+        "right before and after each scenario; cpu_efficiency_vs_offline compares "
+        "texts per CPU-second of the server process with texts per CPU-second of "
+        "offline encode, which stays meaningful when other work shares the machine",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "served": served,
         "target": "served at 64 concurrent single-text clients >= 0.9x offline (CPU)",
@@ -346,14 +405,18 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "encoder.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.out / "encoder.png")
-    print(f"\n| scenario | texts/s | vs adjacent offline | texts/CPU-s vs offline | "
-          f"mean batch | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n"
-          f"| offline encode (batch {batch}, median) | {ceiling:.0f} | 1.00 | 1.00 | {batch} | | |")
+    print(
+        f"\n| scenario | texts/s | vs adjacent offline | texts/CPU-s vs offline | "
+        f"mean batch | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n"
+        f"| offline encode (batch {batch}, median) | {ceiling:.0f} | 1.00 | 1.00 | {batch} | | |"
+    )
     for r in served:
-        print(f"| {r['clients']} clients x {r['texts_per_request']} text(s) | "
-              f"{r['texts_per_s']:.0f} | {r['vs_offline']:.2f} | "
-              f"{r['cpu_efficiency_vs_offline']:.2f} | {r['mean_batch_size']} | "
-              f"{r['latency_ms']['p50']} | {r['latency_ms']['p99']} |")
+        print(
+            f"| {r['clients']} clients x {r['texts_per_request']} text(s) | "
+            f"{r['texts_per_s']:.0f} | {r['vs_offline']:.2f} | "
+            f"{r['cpu_efficiency_vs_offline']:.2f} | {r['mean_batch_size']} | "
+            f"{r['latency_ms']['p50']} | {r['latency_ms']['p99']} |"
+        )
 
 
 if __name__ == "__main__":

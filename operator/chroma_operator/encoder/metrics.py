@@ -21,36 +21,54 @@ class EncoderMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "chroma_encoder_requests", "Requests by route and HTTP status",
-            ["route", "status"], registry=r,
+            "chroma_encoder_requests",
+            "Requests by route and HTTP status",
+            ["route", "status"],
+            registry=r,
         )
         self.request_seconds = Histogram(
-            "chroma_encoder_request_duration_seconds", "Request latency by route",
-            ["route"], buckets=_LATENCY, registry=r,
+            "chroma_encoder_request_duration_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.queue_seconds = Histogram(
             "chroma_encoder_queue_duration_seconds",
-            "Time a request waited before its first forward pass", buckets=_LATENCY, registry=r,
+            "Time a request waited before its first forward pass",
+            buckets=_LATENCY,
+            registry=r,
         )
         self.inference_seconds = Histogram(
-            "chroma_encoder_inference_duration_seconds", "Duration of one forward pass (batch)",
-            buckets=_LATENCY, registry=r,
+            "chroma_encoder_inference_duration_seconds",
+            "Duration of one forward pass (batch)",
+            buckets=_LATENCY,
+            registry=r,
         )
         self.batch_size = Histogram(
-            "chroma_encoder_batch_size", "Texts per forward pass", buckets=_SIZES, registry=r,
+            "chroma_encoder_batch_size",
+            "Texts per forward pass",
+            buckets=_SIZES,
+            registry=r,
         )
         self.batch_tokens = Histogram(
-            "chroma_encoder_batch_padded_tokens", "Padded tokens (size x longest) per pass",
-            buckets=tuple(b * 64 for b in _SIZES), registry=r,
+            "chroma_encoder_batch_padded_tokens",
+            "Padded tokens (size x longest) per pass",
+            buckets=tuple(b * 64 for b in _SIZES),
+            registry=r,
         )
         self.texts = Counter("chroma_encoder_texts", "Texts embedded", registry=r)
         self.tokens = Counter("chroma_encoder_tokens", "Input tokens embedded", registry=r)
         self.queue_depth = Gauge(
-            "chroma_encoder_queue_depth", "Texts waiting for a forward pass", registry=r,
+            "chroma_encoder_queue_depth",
+            "Texts waiting for a forward pass",
+            registry=r,
         )
         self.info = Gauge(
-            "chroma_encoder_info", "The served model (value is always 1)",
-            ["model", "device", "dtype", "dimension"], registry=r,
+            "chroma_encoder_info",
+            "The served model (value is always 1)",
+            ["model", "device", "dtype", "dimension"],
+            registry=r,
         )
 
     def track_queue_depth(self, depth: Callable[[], float]) -> None:

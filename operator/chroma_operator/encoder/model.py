@@ -211,8 +211,9 @@ def load_encoders(
         targets = ["cpu"]
     else:
         targets = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16,
-                   "bfloat16": torch.bfloat16}[dt]
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
+        dt
+    ]
 
     encoders: list[Encoder] = []
     for target in targets:
@@ -228,8 +229,10 @@ def load_encoders(
         st.eval()
         if torch_dtype != torch.float32:
             st.to(torch_dtype)
-        dim = st.get_embedding_dimension() if hasattr(st, "get_embedding_dimension") else (
-            st.get_sentence_embedding_dimension()
+        dim = (
+            st.get_embedding_dimension()
+            if hasattr(st, "get_embedding_dimension")
+            else (st.get_sentence_embedding_dimension())
         )
         if dim is None:
             raise ModelError(f"model {model!r} does not report an embedding dimension")

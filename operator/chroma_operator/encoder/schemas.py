@@ -86,12 +86,12 @@ def _texts(value: Any, field: str, limits: Limits) -> list[str]:
         items = value
     else:
         raise InputError(
-            422, f"`{field}` must be a string or a list of strings, got {type(value).__name__}",
+            422,
+            f"`{field}` must be a string or a list of strings, got {type(value).__name__}",
             param=field,
         )
     if not items:
-        raise InputError(400, f"`{field}` cannot be an empty list", error_type="Empty",
-                         param=field)
+        raise InputError(400, f"`{field}` cannot be an empty list", error_type="Empty", param=field)
     if len(items) > limits.max_client_batch:
         raise InputError(
             413,
@@ -100,12 +100,16 @@ def _texts(value: Any, field: str, limits: Limits) -> list[str]:
         )
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            what = "token arrays are not supported, send text" if isinstance(item, (int, list)) \
+            what = (
+                "token arrays are not supported, send text"
+                if isinstance(item, (int, list))
                 else f"got {type(item).__name__}"
+            )
             raise InputError(422, f"`{field}[{i}]` must be a string: {what}", param=field)
         if not item:
-            raise InputError(400, f"`{field}[{i}]` cannot be an empty string",
-                             error_type="Empty", param=field)
+            raise InputError(
+                400, f"`{field}[{i}]` cannot be an empty string", error_type="Empty", param=field
+            )
     return items
 
 
@@ -144,7 +148,8 @@ def parse_openai(body: bytes, limits: Limits) -> OpenAIRequest:
         fmt = "base64"
     else:
         raise InputError(
-            422, f"unknown `encoding_format` {raw_fmt!r}; use 'float' or 'base64'",
+            422,
+            f"unknown `encoding_format` {raw_fmt!r}; use 'float' or 'base64'",
             param="encoding_format",
         )
     dims = data.get("dimensions")
@@ -153,7 +158,8 @@ def parse_openai(body: bytes, limits: Limits) -> OpenAIRequest:
             raise InputError(422, "`dimensions` must be an integer", param="dimensions")
         if not 1 <= dims <= limits.dimension:
             raise InputError(
-                422, f"`dimensions` must be between 1 and {limits.dimension}, got {dims}",
+                422,
+                f"`dimensions` must be between 1 and {limits.dimension}, got {dims}",
                 param="dimensions",
             )
     return OpenAIRequest(texts=texts, model=model, encoding_format=fmt, dimensions=dims)

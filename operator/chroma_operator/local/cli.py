@@ -101,8 +101,8 @@ def _start(plan: LocalPlan) -> Supervisor:
         try:
             sup.wait_healthy(sup.start(backends), ready)
             sup.wait_healthy(sup.start(routers), ready)
-        except LocalError:
-            sup.stop(missing)
+        except (LocalError, KeyboardInterrupt):
+            sup.stop(missing)  # nothing half-started is left behind
             raise
     return sup
 
@@ -140,6 +140,9 @@ def up(
         sup = _start(plan)
     except LocalError as exc:
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        typer.echo("\nInterrupted during start-up; stopped what had started.")
+        raise typer.Exit(code=130) from None
     typer.secho(
         f"\n{plan.cluster}: {len(plan.processes)} processes, router at {plan.url}", bold=True
     )
@@ -241,7 +244,7 @@ def logs(
 def demo_command(
     name: str | None = typer.Argument(None, help="Cluster name (when several run here)"),
     directory: Path | None = typer.Option(None, "--dir", help="The directory given to `up`"),
-    limit: int = typer.Option(2000, help="How many docstrings to index"),
+    limit: int = typer.Option(3000, help="How many docstrings to index"),
 ) -> None:
     """Index Python's standard-library docstrings into a running local cluster and search them."""
     from chroma_operator.local.demo import run_demo

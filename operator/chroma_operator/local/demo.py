@@ -61,8 +61,12 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def stdlib_docstrings(limit: int = 2000, root: Path | None = None) -> list[Doc]:
-    """First lines of public docstrings in the standard library, parsed (never imported)."""
+def stdlib_docstrings(limit: int = 3000, root: Path | None = None) -> list[Doc]:
+    """First lines of public docstrings in the standard library, parsed (never imported).
+
+    When there are more than `limit`, an evenly spread subset keeps every part of the
+    library represented (not just the modules that sort first).
+    """
     root = root or Path(sysconfig.get_paths()["stdlib"])
     docs: list[Doc] = []
     for path in sorted(root.rglob("*.py")):
@@ -70,9 +74,10 @@ def stdlib_docstrings(limit: int = 2000, root: Path | None = None) -> list[Doc]:
         if any(p in SKIP_DIRS or (p.startswith("_") and p != "__init__.py") for p in rel):
             continue
         docs.extend(_docs_in(path, _module_name(path, root)))
-        if len(docs) >= limit:
-            break
-    return docs[:limit]
+    if len(docs) <= limit:
+        return docs
+    step = len(docs) / limit
+    return [docs[int(i * step)] for i in range(limit)]
 
 
 def _docs_in(path: Path, module: str) -> Iterator[Doc]:
@@ -91,7 +96,7 @@ def _docs_in(path: Path, module: str) -> Iterator[Doc]:
                 yield Doc(name, f"{name}: {line}", module)
 
 
-def run_demo(plan: LocalPlan, limit: int = 2000, batch: int = 256) -> None:
+def run_demo(plan: LocalPlan, limit: int = 3000, batch: int = 256) -> None:
     import chromadb
     from chromadb.errors import NotFoundError
     from rich.console import Console

@@ -52,9 +52,19 @@ def start_encoder(tmp: Path, *args: str, timeout: float = 90.0) -> RunningEncode
     env["HF_HUB_OFFLINE"] = "1"
     log = tmp / f"encoder-{port}.log"
     cmd = [
-        sys.executable, "-m", "chroma_operator", "encoder",
-        "--model", MODEL_ID, "--host", "127.0.0.1", "--port", str(port),
-        "--device", "cpu", *args,
+        sys.executable,
+        "-m",
+        "chroma_operator",
+        "encoder",
+        "--model",
+        MODEL_ID,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        *args,
     ]
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -131,9 +141,7 @@ def _cosine_rows(a: Any, b: Any) -> np.ndarray:
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     assert x.shape == y.shape, (x.shape, y.shape)
-    return np.asarray(
-        (x * y).sum(axis=1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
-    )
+    return np.asarray((x * y).sum(axis=1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)))
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,7 @@ TEI_CASES: list[tuple[str, bytes | dict[str, Any], int, list[str]]] = [
     ("empty body", b"", 422, ["empty"]),
     ("normalize not bool", {"inputs": "a", "normalize": "yes"}, 422, ["normalize"]),
     ("too many items", {"inputs": ["a"] * 8193}, 413, ["8193", "8192"]),
-    ("over-long input", {"inputs": ["short", LONG], "truncate": False}, 413,
-     ["inputs[1]", "256"]),
+    ("over-long input", {"inputs": ["short", LONG], "truncate": False}, 413, ["inputs[1]", "256"]),
 ]
 
 OPENAI_CASES: list[tuple[str, bytes | dict[str, Any], int, str | None, list[str]]] = [
@@ -43,12 +42,27 @@ OPENAI_CASES: list[tuple[str, bytes | dict[str, Any], int, str | None, list[str]
     ("not JSON", b"nope", 422, None, ["JSON"]),
     ("too many items", {"input": ["a"] * 8193, "model": "m"}, 413, "input", ["8192"]),
     ("over-long input", {"input": LONG, "model": "m"}, 413, "input", ["256"]),
-    ("unknown encoding_format", {"input": "a", "model": "m", "encoding_format": "hex"}, 422,
-     "encoding_format", ["hex", "base64"]),
-    ("dimensions too large", {"input": "a", "model": "m", "dimensions": 385}, 422,
-     "dimensions", ["384"]),
-    ("dimensions not int", {"input": "a", "model": "m", "dimensions": "8"}, 422,
-     "dimensions", ["integer"]),
+    (
+        "unknown encoding_format",
+        {"input": "a", "model": "m", "encoding_format": "hex"},
+        422,
+        "encoding_format",
+        ["hex", "base64"],
+    ),
+    (
+        "dimensions too large",
+        {"input": "a", "model": "m", "dimensions": 385},
+        422,
+        "dimensions",
+        ["384"],
+    ),
+    (
+        "dimensions not int",
+        {"input": "a", "model": "m", "dimensions": "8"},
+        422,
+        "dimensions",
+        ["integer"],
+    ),
     ("model not a string", {"input": "a", "model": 5}, 422, "model", ["model"]),
 ]
 
@@ -65,8 +79,9 @@ def _still_serving(encoder: Any) -> None:
     assert r.status_code == 200 and len(r.json()[0]) == 384
 
 
-@pytest.mark.parametrize(("name", "body", "status", "words"), TEI_CASES,
-                         ids=[c[0] for c in TEI_CASES])
+@pytest.mark.parametrize(
+    ("name", "body", "status", "words"), TEI_CASES, ids=[c[0] for c in TEI_CASES]
+)
 def test_tei_bad_input(encoder: Any, name: str, body: Any, status: int, words: list[str]) -> None:
     r = _post(f"{encoder.url}/embed", body)
     assert r.status_code == status, r.text
@@ -78,11 +93,13 @@ def test_tei_bad_input(encoder: Any, name: str, body: Any, status: int, words: l
     _still_serving(encoder)
 
 
-@pytest.mark.parametrize(("name", "body", "status", "param", "words"), OPENAI_CASES,
-                         ids=[c[0] for c in OPENAI_CASES])
+@pytest.mark.parametrize(
+    ("name", "body", "status", "param", "words"), OPENAI_CASES, ids=[c[0] for c in OPENAI_CASES]
+)
 @pytest.mark.parametrize("route", ["/v1/embeddings", "/embeddings"])
-def test_openai_bad_input(encoder: Any, route: str, name: str, body: Any, status: int,
-                          param: str | None, words: list[str]) -> None:
+def test_openai_bad_input(
+    encoder: Any, route: str, name: str, body: Any, status: int, param: str | None, words: list[str]
+) -> None:
     r = _post(f"{encoder.url}{route}", body)
     assert r.status_code == status, r.text
     err = r.json()["error"]
@@ -107,13 +124,22 @@ def test_full_queue_answers_429_at_once(encoder_factory: Any) -> None:
     # One text per forward pass and room for four waiting: 24 concurrent 4-text requests of
     # 256 tokens (over-long, cut by --auto-truncate) cannot all fit, so some must be
     # refused -- immediately, not after a wait.
-    small = encoder_factory("--max-queue", "4", "--max-client-batch", "4",
-                            "--max-batch-size", "1", "--max-batch-delay-ms", "0",
-                            "--auto-truncate")
+    small = encoder_factory(
+        "--max-queue",
+        "4",
+        "--max-client-batch",
+        "4",
+        "--max-batch-size",
+        "1",
+        "--max-batch-delay-ms",
+        "0",
+        "--auto-truncate",
+    )
     texts = ["backpressure " * 100] * 4
 
     async def run() -> list[tuple[int, Any, float]]:
         async with httpx.AsyncClient(base_url=small.url, timeout=60) as client:
+
             async def one(i: int) -> tuple[int, Any, float]:
                 t0 = time.perf_counter()
                 if i % 2:

@@ -97,8 +97,9 @@ def test_collection_embeds_through_the_encoder(chroma_node: tuple[str, int], enc
     host, port = chroma_node
     client = chromadb.HttpClient(host=host, port=port)
     ef = HuggingFaceEmbeddingServer(url=f"{encoder.url}/embed")
-    col = client.create_collection("packages", embedding_function=ef,
-                                   configuration={"hnsw": {"space": "cosine"}})
+    col = client.create_collection(
+        "packages", embedding_function=ef, configuration={"hnsw": {"space": "cosine"}}
+    )
     col.add(ids=list(DOCS), documents=list(DOCS.values()))
     assert col.count() == len(DOCS)
 
@@ -118,15 +119,17 @@ def test_collection_embeds_through_the_encoder(chroma_node: tuple[str, int], enc
     assert again["ids"][0][0] == "vim"
 
 
-def test_large_add_is_one_request_split_by_the_encoder(chroma_node: tuple[str, int],
-                                                       encoder: Any) -> None:
+def test_large_add_is_one_request_split_by_the_encoder(
+    chroma_node: tuple[str, int], encoder: Any
+) -> None:
     import chromadb
     from chromadb.utils.embedding_functions import HuggingFaceEmbeddingServer
 
     host, port = chroma_node
     client = chromadb.HttpClient(host=host, port=port)
     col = client.create_collection(
-        "many", embedding_function=HuggingFaceEmbeddingServer(url=f"{encoder.url}/embed"))
+        "many", embedding_function=HuggingFaceEmbeddingServer(url=f"{encoder.url}/embed")
+    )
     before = _embed_requests(encoder.url)
     docs = [f"package number {i} provides tool {i % 50} for task {i % 7}" for i in range(1000)]
     col.add(ids=[str(i) for i in range(1000)], documents=docs)

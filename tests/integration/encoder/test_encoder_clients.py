@@ -34,8 +34,9 @@ def test_health_and_info(encoder: Any) -> None:
     assert info["dtype"] == "float32"
 
 
-def test_tei_embed_shapes_and_headers(encoder: Any, reference: Callable[..., np.ndarray],
-                                      cosine: Callable[..., np.ndarray]) -> None:
+def test_tei_embed_shapes_and_headers(
+    encoder: Any, reference: Callable[..., np.ndarray], cosine: Callable[..., np.ndarray]
+) -> None:
     r = httpx.post(f"{encoder.url}/embed", json={"inputs": TEXTS[0]})
     assert r.status_code == 200
     body = r.json()
@@ -53,8 +54,9 @@ def test_tei_embed_shapes_and_headers(encoder: Any, reference: Callable[..., np.
     assert cosine(raw, reference(TEXTS)).min() >= 0.9999
 
 
-def test_chroma_huggingface_embedding_server(encoder: Any, reference: Callable[..., np.ndarray],
-                                             cosine: Callable[..., np.ndarray]) -> None:
+def test_chroma_huggingface_embedding_server(
+    encoder: Any, reference: Callable[..., np.ndarray], cosine: Callable[..., np.ndarray]
+) -> None:
     from chromadb.utils.embedding_functions import HuggingFaceEmbeddingServer
 
     ef = HuggingFaceEmbeddingServer(url=f"{encoder.url}/embed")
@@ -68,14 +70,18 @@ def test_chroma_openai_embedding_function_base64(
 ) -> None:
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
 
-    ef = OpenAIEmbeddingFunction(api_key="x", api_base=f"{encoder.url}/v1",
-                                 model_name="sentence-transformers/all-MiniLM-L6-v2")
+    ef = OpenAIEmbeddingFunction(
+        api_key="x",
+        api_base=f"{encoder.url}/v1",
+        model_name="sentence-transformers/all-MiniLM-L6-v2",
+    )
     got = ef(TEXTS)  # the openai SDK asks for base64 by default
     assert cosine(np.stack(got), reference(TEXTS)).min() >= 0.9999
 
 
-def test_openai_sdk_float_and_base64_agree(encoder: Any, reference: Callable[..., np.ndarray],
-                                           cosine: Callable[..., np.ndarray]) -> None:
+def test_openai_sdk_float_and_base64_agree(
+    encoder: Any, reference: Callable[..., np.ndarray], cosine: Callable[..., np.ndarray]
+) -> None:
     import openai
 
     client = openai.OpenAI(api_key="x", base_url=f"{encoder.url}/v1")
@@ -86,8 +92,10 @@ def test_openai_sdk_float_and_base64_agree(encoder: Any, reference: Callable[...
     vecs = np.asarray([d.embedding for d in floats.data])
     assert cosine(vecs, reference(TEXTS)).min() >= 0.9999
 
-    raw = httpx.post(f"{encoder.url}/embeddings",  # the route without /v1 too
-                     json={"input": TEXTS, "model": "m", "encoding_format": "base64"}).json()
+    raw = httpx.post(
+        f"{encoder.url}/embeddings",  # the route without /v1 too
+        json={"input": TEXTS, "model": "m", "encoding_format": "base64"},
+    ).json()
     decoded = []
     for item in raw["data"]:
         blob = base64.b64decode(item["embedding"])
@@ -97,10 +105,12 @@ def test_openai_sdk_float_and_base64_agree(encoder: Any, reference: Callable[...
 
 
 def test_openai_dimensions_truncate_and_renormalise(encoder: Any) -> None:
-    full = httpx.post(f"{encoder.url}/v1/embeddings",
-                      json={"input": TEXTS[1], "model": "m"}).json()["data"][0]["embedding"]
-    r = httpx.post(f"{encoder.url}/v1/embeddings",
-                   json={"input": TEXTS[1], "model": "m", "dimensions": 64})
+    full = httpx.post(
+        f"{encoder.url}/v1/embeddings", json={"input": TEXTS[1], "model": "m"}
+    ).json()["data"][0]["embedding"]
+    r = httpx.post(
+        f"{encoder.url}/v1/embeddings", json={"input": TEXTS[1], "model": "m", "dimensions": 64}
+    )
     short = np.asarray(r.json()["data"][0]["embedding"])
     assert short.shape == (64,)
     assert abs(np.linalg.norm(short) - 1.0) < 1e-5
@@ -113,19 +123,25 @@ def test_64_concurrent_callers_get_their_own_vectors(
 ) -> None:
     # Different texts of different lengths, some callers sending several at once, so
     # batches mix callers and sizes; every answer must be the caller's own.
-    texts = [f"caller {i}: " + " ".join(f"word{j * i % 97}" for j in range(1 + i % 23))
-             for i in range(64)]
+    texts = [
+        f"caller {i}: " + " ".join(f"word{j * i % 97}" for j in range(1 + i % 23))
+        for i in range(64)
+    ]
     groups = [[t] if i % 4 else [t, t.upper(), t[::-1]] for i, t in enumerate(texts)]
 
     async def run() -> list[Any]:
-        async with httpx.AsyncClient(base_url=encoder.url, timeout=60,
-                                     limits=httpx.Limits(max_connections=64)) as client:
+        async with httpx.AsyncClient(
+            base_url=encoder.url, timeout=60, limits=httpx.Limits(max_connections=64)
+        ) as client:
+
             async def one(i: int, group: list[str]) -> Any:
                 if i % 2:
                     r = await client.post("/embed", json={"inputs": group})
                     return r.json()
-                r = await client.post("/v1/embeddings", json={"input": group, "model": "m",
-                                                              "encoding_format": "float"})
+                r = await client.post(
+                    "/v1/embeddings",
+                    json={"input": group, "model": "m", "encoding_format": "float"},
+                )
                 return [d["embedding"] for d in r.json()["data"]]
 
             return await asyncio.gather(*(one(i, g) for i, g in enumerate(groups)))
@@ -141,8 +157,9 @@ def test_64_concurrent_callers_get_their_own_vectors(
     assert total / count > 1.5
 
 
-def test_chroma_max_batch_in_one_request(encoder: Any, reference: Callable[..., np.ndarray],
-                                         cosine: Callable[..., np.ndarray]) -> None:
+def test_chroma_max_batch_in_one_request(
+    encoder: Any, reference: Callable[..., np.ndarray], cosine: Callable[..., np.ndarray]
+) -> None:
     texts = [f"item {i}" for i in range(5461)]  # Chroma's max batch, split internally
     r = httpx.post(f"{encoder.url}/embed", json={"inputs": texts}, timeout=120)
     assert r.status_code == 200
