@@ -18,7 +18,7 @@ def blobs(n: int, d: int, seed: int) -> np.ndarray:
 def test_recall_rises_with_ef_and_reaches_one() -> None:
     x = prepare(blobs(3000, 16, 0), "cosine")
     base, queries = x[100:], x[:100]
-    truth = exact_topk(base, queries, 10, "cosine", device="cpu")
+    truth = exact_topk(base, queries, 10, "cosine", device="numpy")
     grid = grid_from([8, 8, 16], [32], [10, 40, 400])
     assert grid.max_neighbors == (8, 16)
     points = sweep(base, queries, truth, "cosine", 10, grid, threads=2, repeats=1, progress=False)

@@ -98,6 +98,9 @@ def _point(p: Point | None) -> dict[str, Any] | None:
         "recall": round(p.recall, 4),
         "p50Ms": round(p.p50_ms, 4),
         "p99Ms": round(p.p99_ms, 4),
+        "recallStdErr": round(p.recall_se, 4),
+        "buildSeconds": round(p.build_s, 2),
+        "indexBytes": p.index_bytes,
     }
 
 

@@ -1,8 +1,8 @@
 """Draw the tuning sample from a live collection through Chroma's HTTP API.
 
 Only the public API is used (the stock client), so the same code samples a single Chroma
-node or the router in front of many shards. Pages are fetched at random offsets, so a
-sample smaller than the collection still spreads over all of it.
+node or the router in front of many shards. The sample is uniform over the collection:
+ids are listed, a random subset is drawn, and its embeddings are fetched by id in pages.
 """
 
 from __future__ import annotations
@@ -95,6 +95,13 @@ class Sample:
     vectors: F32
 
 
+ID_LISTING_LIMIT = 2_000_000
+"""Up to this many records, list every id in one call and fetch a uniform sample by id.
+
+Fetching by id is linear through the router (each id goes to its shard), while deep
+`offset` pages are not: the router must ask every shard for offset+limit records."""
+
+
 def fetch_sample(
     collection: Any,
     total: int,
@@ -104,12 +111,23 @@ def fetch_sample(
     seed: int = 0,
     progress: bool = True,
 ) -> Sample:
-    """Up to `size` (id, embedding) pairs, fetched in pages at random offsets."""
+    """Up to `size` (id, embedding) pairs: a uniform sample by id, or for very large
+    collections, pages at random offsets."""
     want = min(size, total)
-    pages = math.ceil(total / page)
-    take = min(pages, math.ceil(want / page))
     rng = np.random.default_rng(seed)
-    starts = sorted(int(p) * page for p in rng.choice(pages, size=take, replace=False))
+    if total <= ID_LISTING_LIMIT:
+        all_ids = list(collection.get(include=[])["ids"])
+        if len(all_ids) > want:
+            picked = np.sort(rng.choice(len(all_ids), size=want, replace=False))
+            all_ids = [all_ids[i] for i in picked]
+        requests: list[dict[str, Any]] = [
+            {"ids": all_ids[s : s + page]} for s in range(0, len(all_ids), page)
+        ]
+    else:
+        pages = math.ceil(total / page)
+        take = min(pages, math.ceil(want / page))
+        starts = sorted(int(p) * page for p in rng.choice(pages, size=take, replace=False))
+        requests = [{"offset": s, "limit": page} for s in starts]
     ids: list[str] = []
     chunks: list[npt.NDArray[np.float32]] = []
     with Progress(
@@ -121,8 +139,8 @@ def fetch_sample(
         transient=True,
     ) as bar:
         task = bar.add_task(collection.name, total=want)
-        for start in starts:
-            got = collection.get(offset=start, limit=page, include=["embeddings"])
+        for request in requests:
+            got = collection.get(**request, include=["embeddings"])
             emb = got.get("embeddings")
             if emb is None or len(got["ids"]) == 0:
                 continue

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -45,6 +46,8 @@ class Point:
     mean_ms: float
     build_s: float
     index_bytes: int
+    recall_se: float = 0.0
+    """Standard error of the recall over the queries: how far a re-run could move it."""
 
     @property
     def params(self) -> tuple[int, int, int]:
@@ -52,6 +55,22 @@ class Point:
 
     def to_json(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity, capped by a cgroup v2 CPU quota (a
+    pod's `limits.cpu`), so index builds do not oversubscribe a throttled container."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period) + 0.5)))
+    except (OSError, ValueError):
+        pass
+    return max(cpus, 1)
 
 
 def index_bytes(n: int, dim: int, m: int) -> int:
@@ -85,8 +104,8 @@ def measure(
     k: int,
     ef: int,
     repeats: int,
-) -> tuple[float, float, float, float]:
-    """(recall, p50 ms, p99 ms, mean ms) of one efSearch on a built index."""
+) -> tuple[float, float, float, float, float]:
+    """(recall, p50 ms, p99 ms, mean ms, recall standard error) of one efSearch."""
     idx = index
     idx.set_ef(max(ef, k))  # type: ignore[attr-defined]
     idx.set_num_threads(1)  # type: ignore[attr-defined]
@@ -103,9 +122,15 @@ def measure(
             best[i] = min(best[i], elapsed)
             labels[i, : found.shape[1]] = found[0]
     found_d = exact_found_distances(base, queries, labels, space)
-    recall = float(query_recalls(truth.kth, found_d, k).mean())
+    per_query = query_recalls(truth.kth, found_d, k)
     ms = best / 1e6
-    return recall, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.mean())
+    return (
+        float(per_query.mean()),
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        float(ms.mean()),
+        float(per_query.std(ddof=1) / np.sqrt(len(per_query))) if len(per_query) > 1 else 0.0,
+    )
 
 
 def exact_found_distances(base: F32, queries: F32, labels: np.ndarray, space: Space) -> F32:
@@ -130,7 +155,7 @@ def sweep(
     progress: bool = True,
 ) -> list[Point]:
     """Every grid point, measured; builds in order of cost so progress is honest."""
-    threads = threads or os.cpu_count() or 1
+    threads = threads or available_cpus()
     points: list[Point] = []
     builds = [(m, efc) for m in grid.max_neighbors for efc in grid.ef_construction]
     with Progress(
@@ -149,8 +174,10 @@ def sweep(
             build_s = time.perf_counter() - t0
             mem = index_bytes(base.shape[0], base.shape[1], m)
             for ef in grid.ef_search:
-                recall, p50, p99, mean = measure(index, base, queries, truth, space, k, ef, repeats)
-                points.append(Point(m, efc, ef, recall, p50, p99, mean, build_s, mem))
+                recall, p50, p99, mean, se = measure(
+                    index, base, queries, truth, space, k, ef, repeats
+                )
+                points.append(Point(m, efc, ef, recall, p50, p99, mean, build_s, mem, se))
                 bar.advance(task)
             del index
     return points

@@ -62,10 +62,12 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _exact_topk_torch(base: F32, queries: F32, k: int, space: Space, block: int) -> Truth:
+def _exact_topk_torch(
+    base: F32, queries: F32, k: int, space: Space, block: int, device: str
+) -> Truth:
     import torch
 
-    dev = torch.device("cuda")
+    dev = torch.device(device)
     b = torch.from_numpy(base).to(dev)
     b_sq = (b * b).sum(dim=1)
     ids_out: list[I64] = []
@@ -81,7 +83,9 @@ def _exact_topk_torch(base: F32, queries: F32, k: int, space: Space, block: int)
         ids, dist = _refine(queries[start : start + block], base, cand.cpu().numpy(), k, space)
         ids_out.append(ids)
         dist_out.append(dist)
-    return Truth(np.concatenate(ids_out), np.concatenate(dist_out), "cuda")
+    if not ids_out:
+        return Truth(np.empty((0, k), np.int64), np.empty((0, k), np.float32), f"torch:{dev}")
+    return Truth(np.concatenate(ids_out), np.concatenate(dist_out), f"torch:{dev}")
 
 
 def exact_topk(
@@ -93,12 +97,18 @@ def exact_topk(
     block: int = 256,
     device: str = "auto",
 ) -> Truth:
-    """The k nearest base rows of every query (inputs `prepare`d for `space`)."""
+    """The k nearest base rows of every query (inputs `prepare`d for `space`).
+
+    `device`: "auto" (torch on CUDA when there is a GPU, else numpy), "numpy", or a torch
+    device name ("cuda", "cuda:1", "cpu"). Torch only proposes candidates; the final
+    order is computed the same way on every device, so the answers agree.
+    """
     if k > base.shape[0]:
         raise ValueError(f"k={k} is larger than the {base.shape[0]} base vectors")
-    use_cuda = device == "cuda" or (device == "auto" and _cuda_available())
-    if use_cuda:
-        return _exact_topk_torch(base, queries, k, space, block)
+    if device == "auto":
+        device = "cuda" if _cuda_available() else "numpy"
+    if device != "numpy":
+        return _exact_topk_torch(base, queries, k, space, max(block, 1024), device)
     b_sq = np.einsum("ij,ij->i", base, base).astype(np.float32)
     ids_out: list[I64] = []
     dist_out: list[F32] = []
@@ -109,5 +119,5 @@ def exact_topk(
         ids_out.append(ids)
         dist_out.append(dist)
     if not ids_out:
-        return Truth(np.empty((0, k), np.int64), np.empty((0, k), np.float32), "cpu")
-    return Truth(np.concatenate(ids_out), np.concatenate(dist_out), "cpu")
+        return Truth(np.empty((0, k), np.int64), np.empty((0, k), np.float32), "numpy")
+    return Truth(np.concatenate(ids_out), np.concatenate(dist_out), "numpy")

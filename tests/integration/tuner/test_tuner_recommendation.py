@@ -82,7 +82,7 @@ def test_choice_holds_on_unseen_queries(tuned: dict[str, Any], data: np.ndarray)
         for efc in GRID["efc"]:
             index = build_index(base, "cosine", m, efc, threads=2)
             for ef in GRID["ef"]:
-                recall, p50, _, _ = measure(index, base, fresh, truth, "cosine", K, ef, repeats=3)
+                recall, p50, *_ = measure(index, base, fresh, truth, "cosine", K, ef, repeats=3)
                 measured[(m, efc, ef)] = (recall, p50)
     key = (chosen["max_neighbors"], chosen["ef_construction"], chosen["ef_search"])
     recall, p50 = measured[key]
