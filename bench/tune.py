@@ -131,9 +131,11 @@ def main() -> None:
             progress=sys.stderr.isatty(),
             log=lambda msg: print(msg, flush=True),
         )
-        t0 = time.perf_counter()
+        load_before = os.getloadavg()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         report = run_tuning(opts)
-        wall_s = time.perf_counter() - t0
+        wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        load_after = os.getloadavg()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -153,6 +155,10 @@ def main() -> None:
         },
         "loadSeconds": round(load_s, 2),
         "tunerWallSeconds": round(wall_s, 2),
+        # CPU time of the tuner process (all its threads): with 2 free cores the wall
+        # time would be about half of it; a busy machine shows in the load averages.
+        "tunerCpuSeconds": round(cpu_s, 2),
+        "loadAverage1m": {"before": load_before[0], "after": load_after[0]},
         "goalSeconds": 300,
         "grid": args.grid,
         "compactBytes": len(encode(small)),
@@ -161,7 +167,8 @@ def main() -> None:
     }
     write_json(RESULTS / "tune.json", out)
     plot(report, RESULTS / "tune.png")
-    print(json.dumps({k: out[k] for k in ("tunerWallSeconds", "loadSeconds", "compactBytes")}))
+    keys = ("tunerWallSeconds", "tunerCpuSeconds", "loadAverage1m", "loadSeconds", "compactBytes")
+    print(json.dumps({k: out[k] for k in keys}))
     print(f"status: {report.status} {report.message}")
     print("timings:", {k: round(v, 1) for k, v in report.timings_s.items()})
     for label, key in (("chosen", "chosen"), ("best", "best")):

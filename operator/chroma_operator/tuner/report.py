@@ -45,6 +45,7 @@ class Report:
     sample_size: int | None = None
     base_size: int | None = None
     queries: int | None = None
+    queries_requested: int | None = None
     query_source: str = "held-out"
     truth_device: str | None = None
     grid: dict[str, list[int]] = field(default_factory=dict)
@@ -76,6 +77,7 @@ class Report:
             "sampleSize": self.sample_size,
             "baseSize": self.base_size,
             "queries": self.queries,
+            "queriesRequested": self.queries_requested,
             "querySource": self.query_source,
             "truthDevice": self.truth_device,
             "grid": self.grid,
@@ -91,17 +93,9 @@ class Report:
 def _point(p: Point | None) -> dict[str, Any] | None:
     if p is None:
         return None
-    return {
-        "maxNeighbors": p.max_neighbors,
-        "efConstruction": p.ef_construction,
-        "efSearch": p.ef_search,
-        "recall": round(p.recall, 4),
-        "p50Ms": round(p.p50_ms, 4),
-        "p99Ms": round(p.p99_ms, 4),
-        "recallStdErr": round(p.recall_se, 4),
-        "buildSeconds": round(p.build_s, 2),
-        "indexBytes": p.index_bytes,
-    }
+    out = p.to_json()
+    out.pop("meanMs")
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def compact(report: Report, limit: int = COMPACT_LIMIT) -> dict[str, Any]:

@@ -89,7 +89,14 @@ def _run(opts: Options, report: Report) -> None:
         raise TunerError("empty-collection", f"collection {info.name!r} is empty: nothing to tune")
 
     supplied = _load_queries(opts.query_file) if opts.query_file else None
-    held = 0 if supplied is not None else opts.queries
+    report.queries_requested = opts.queries if supplied is None else len(supplied)
+    # A collection smaller than the asked-for query set keeps most of itself as the base:
+    # hold out at most a fifth of what will be sampled (and say so in the report).
+    held = (
+        0 if supplied is not None else min(opts.queries, max(1, min(opts.sample, info.count) // 5))
+    )
+    if held < opts.queries and supplied is None:
+        opts.log(f"holding out {held} queries instead of {opts.queries}: the sample is small")
     if opts.k > info.count - held:
         raise TunerError(
             "k-too-large",
@@ -115,13 +122,13 @@ def _run(opts: Options, report: Report) -> None:
         base_raw, query_raw = sample.vectors, supplied
         report.query_source = str(opts.query_file)
     else:
-        if opts.queries >= len(sample.ids):
+        if held >= len(sample.ids):
             raise TunerError(
                 "bad-input",
-                f"{opts.queries} held-out queries leave no base vectors in a sample of "
+                f"{held} held-out queries leave no base vectors in a sample of "
                 f"{len(sample.ids)}: lower --queries or raise --sample",
             )
-        base_raw, query_raw, _ = split_queries(sample, opts.queries, opts.seed)
+        base_raw, query_raw, _ = split_queries(sample, held, opts.seed)
     if opts.k > len(base_raw):
         raise TunerError(
             "k-too-large", f"k={opts.k} is larger than the {len(base_raw)} sampled base vectors"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,19 @@ class Point:
         return (self.max_neighbors, self.ef_construction, self.ef_search)
 
     def to_json(self) -> dict[str, float | int]:
-        return asdict(self)
+        """camelCase, like the ChromaCluster API the operator copies it into."""
+        return {
+            "maxNeighbors": self.max_neighbors,
+            "efConstruction": self.ef_construction,
+            "efSearch": self.ef_search,
+            "recall": round(self.recall, 5),
+            "recallStdErr": round(self.recall_se, 5),
+            "p50Ms": round(self.p50_ms, 5),
+            "p99Ms": round(self.p99_ms, 5),
+            "meanMs": round(self.mean_ms, 5),
+            "buildSeconds": round(self.build_s, 3),
+            "indexBytes": self.index_bytes,
+        }
 
 
 def available_cpus() -> int:

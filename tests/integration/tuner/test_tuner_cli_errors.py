@@ -83,3 +83,24 @@ def test_bad_grid_is_a_usage_error(server: ChromaProcess) -> None:
     run = run_cli(["--url", server.url, "--grid", "Q=1"])
     assert run.code == 2
     assert "--grid" in run.stderr
+
+
+def test_small_collection_holds_out_fewer_queries(server: ChromaProcess, tmp_path: Path) -> None:
+    """500 queries (the spec default) from 200 records: hold out a fifth, and say so."""
+    client = server.client()
+    load(
+        client,
+        "two-hundred",
+        np.random.default_rng(1).normal(size=(200, 8)).astype(np.float32),
+        "l2",
+    )
+    args = ["--url", server.url, "--collection", "two-hundred", "--target-recall", "0.5"]
+    run = run_cli([*args, *SMALL_GRID], tmp_path / "r.json")
+    assert run.code == 0, run.stderr
+    assert "holding out 40 queries instead of 500" in run.stderr
+    assert run.report is not None
+    assert (run.report["queries"], run.report["queriesRequested"], run.report["baseSize"]) == (
+        40,
+        500,
+        160,
+    )

@@ -68,8 +68,8 @@ def test_report_describes_the_run(tuned: dict[str, Any]) -> None:
     assert "chosen: maxNeighbors=" in tuned["stdout"]
     small = tuned["compact"]
     assert small["status"] == "ok" and small["collection"] == "blobs"
-    assert small["chosen"]["efSearch"] == chosen["ef_search"]
-    assert small["chosen"]["maxNeighbors"] == chosen["max_neighbors"]
+    assert small["chosen"]["efSearch"] == chosen["efSearch"]
+    assert small["chosen"]["maxNeighbors"] == chosen["maxNeighbors"]
 
 
 def test_choice_holds_on_unseen_queries(tuned: dict[str, Any], data: np.ndarray) -> None:
@@ -84,7 +84,7 @@ def test_choice_holds_on_unseen_queries(tuned: dict[str, Any], data: np.ndarray)
             for ef in GRID["ef"]:
                 recall, p50, *_ = measure(index, base, fresh, truth, "cosine", K, ef, repeats=3)
                 measured[(m, efc, ef)] = (recall, p50)
-    key = (chosen["max_neighbors"], chosen["ef_construction"], chosen["ef_search"])
+    key = (chosen["maxNeighbors"], chosen["efConstruction"], chosen["efSearch"])
     recall, p50 = measured[key]
     assert recall >= TARGET, f"chosen {key} reaches only {recall:.4f} on unseen queries"
     meeting = {k: v for k, v in measured.items() if v[0] >= TARGET}
@@ -104,9 +104,9 @@ def test_choice_holds_in_chroma_itself(
         "blobs-tuned",
         data,
         "cosine",
-        max_neighbors=c["max_neighbors"],
-        ef_construction=c["ef_construction"],
-        ef_search=c["ef_search"],
+        max_neighbors=c["maxNeighbors"],
+        ef_construction=c["efConstruction"],
+        ef_search=c["efSearch"],
     )
     fresh = blobs(300, DIM, seed=123)
     base, q = prepare(data, "cosine"), prepare(fresh, "cosine")
