@@ -98,7 +98,12 @@ def command(
     ),
     progress: bool = typer.Option(True, help="Show progress bars on stderr"),
 ) -> None:
-    """Measure HNSW recall and latency on a sample and recommend parameters."""
+    """Measure HNSW recall and latency on a sample and recommend parameters.
+
+    Exit codes: 0 a point meets the target; 2 bad arguments; 3 the collection cannot be
+    tuned as asked (unknown, empty, k too large); 4 no grid point reached the target;
+    5 Chroma failed or was unreachable.
+    """
     from rich.console import Console
 
     from chroma_operator.tuner.report import compact, write_json, write_termination_message
