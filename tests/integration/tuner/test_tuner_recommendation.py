@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tuner_helpers import ChromaProcess, blobs, load, run_cli
+from tuner_helpers import ChromaProcess, blobs, load, run_cli, verify_on_unseen
 
 from chroma_operator.tuner.recall import recall_at_k
 from chroma_operator.tuner.spaces import prepare, rowwise
-from chroma_operator.tuner.sweep import build_index, measure
 from chroma_operator.tuner.truth import exact_topk
 
 pytestmark = pytest.mark.slow
@@ -74,24 +73,12 @@ def test_report_describes_the_run(tuned: dict[str, Any]) -> None:
 
 def test_choice_holds_on_unseen_queries(tuned: dict[str, Any], data: np.ndarray) -> None:
     chosen = tuned["report"]["chosen"]
-    base = prepare(data, "cosine")
-    fresh = prepare(blobs(500, DIM, seed=99), "cosine")  # never in the collection
-    truth = exact_topk(base, fresh, K, "cosine")
-    measured: dict[tuple[int, int, int], tuple[float, float]] = {}
-    for m in GRID["M"]:
-        for efc in GRID["efc"]:
-            index = build_index(base, "cosine", m, efc, threads=2)
-            for ef in GRID["ef"]:
-                recall, p50, *_ = measure(index, base, fresh, truth, "cosine", K, ef, repeats=3)
-                measured[(m, efc, ef)] = (recall, p50)
-    key = (chosen["maxNeighbors"], chosen["efConstruction"], chosen["efSearch"])
-    recall, p50 = measured[key]
-    assert recall >= TARGET, f"chosen {key} reaches only {recall:.4f} on unseen queries"
-    meeting = {k: v for k, v in measured.items() if v[0] >= TARGET}
-    fastest = min(meeting, key=lambda k: meeting[k][1])
-    assert p50 <= 1.10 * meeting[fastest][1], (
-        f"chosen {key} p50 {p50:.4f} ms vs fastest meeting the target {fastest} "
-        f"{meeting[fastest][1]:.4f} ms"
+    fresh = blobs(500, DIM, seed=99)  # never in the collection
+    v = verify_on_unseen(data, fresh, GRID, chosen, "cosine", K, TARGET)
+    assert v.recall >= TARGET, f"chosen {chosen} reaches only {v.recall:.4f} on unseen queries"
+    assert v.p50_ms <= 1.10 * v.fastest_p50_ms, (
+        f"chosen p50 {v.p50_ms:.4f} ms vs fastest meeting the target {v.fastest} "
+        f"{v.fastest_p50_ms:.4f} ms"
     )
 
 

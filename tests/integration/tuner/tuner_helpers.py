@@ -141,3 +141,120 @@ def run_cli(args: list[str], report: Path | None = None, timeout: float = 300) -
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     data = json.loads(report.read_text()) if report is not None and report.exists() else None
     return CliRun(proc.returncode, proc.stdout, proc.stderr, data)
+
+
+class RouterOverShards:
+    """`chroma-operator router` in front of `n` real Chroma shards (one replica each)."""
+
+    def __init__(self, workdir: Path, shards: int = 2) -> None:
+        self.workdir = workdir
+        self.shards = [ChromaProcess(self._dir(f"shard-{i}")) for i in range(shards)]
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _dir(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> RouterOverShards:
+        from chroma_operator.topology import ShardTopology, Topology
+
+        for shard in self.shards:
+            shard.start()
+        topology = Topology(
+            cluster="tuner-test",
+            namespace="default",
+            shards=[ShardTopology(index=i, endpoints=[s.url]) for i, s in enumerate(self.shards)],
+        )
+        path = self.workdir / "topology.json"
+        path.write_text(topology.to_json())
+        package_root = Path(chroma_operator.__file__).resolve().parent.parent
+        log = (self.workdir / "router.log").open("ab")
+        args = ["--topology", str(path), "--port", str(self.port), "--host", "127.0.0.1"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chroma_operator", "router", *args, "--log-level", "warning"],
+            env={**os.environ, "PYTHONPATH": str(package_root)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.workdir / "router.log").read_text()[-2000:])
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the router did not come up")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        for shard in self.shards:
+            shard.stop()
+
+    def client(self) -> Any:
+        return chromadb.HttpClient(
+            host="127.0.0.1",
+            port=self.port,
+            settings=chromadb.config.Settings(anonymized_telemetry=False),
+        )
+
+
+@dataclass
+class Verdict:
+    """The chosen point measured again on unseen queries over the whole collection."""
+
+    recall: float
+    p50_ms: float
+    fastest: tuple[int, int, int]
+    fastest_p50_ms: float
+
+
+def verify_on_unseen(
+    data: np.ndarray,
+    fresh: np.ndarray,
+    grid: dict[str, list[int]],
+    chosen: dict[str, Any],
+    space: str,
+    k: int,
+    target: float,
+) -> Verdict:
+    """Measure every grid point on `fresh` queries (never seen by the tuner) with the whole
+    collection as the base; return the chosen point's numbers and the fastest passing one."""
+    from chroma_operator.tuner.spaces import parse_space, prepare
+    from chroma_operator.tuner.sweep import build_index, measure
+    from chroma_operator.tuner.truth import exact_topk
+
+    sp = parse_space(space)
+    base, queries = prepare(data, sp), prepare(fresh, sp)
+    truth = exact_topk(base, queries, k, sp)
+    measured: dict[tuple[int, int, int], tuple[float, float]] = {}
+    for m in grid["M"]:
+        for efc in grid["efc"]:
+            index = build_index(base, sp, m, efc, threads=2)
+            for ef in grid["ef"]:
+                recall, p50, *_ = measure(index, base, queries, truth, sp, k, ef, repeats=3)
+                measured[(m, efc, ef)] = (recall, p50)
+    key = (chosen["maxNeighbors"], chosen["efConstruction"], chosen["efSearch"])
+    meeting = {p: v for p, v in measured.items() if v[0] >= target}
+    fastest = min(meeting, key=lambda p: meeting[p][1]) if meeting else key
+    return Verdict(
+        measured[key][0], measured[key][1], fastest, meeting.get(fastest, measured[key])[1]
+    )
