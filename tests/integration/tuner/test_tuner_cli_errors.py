@@ -104,3 +104,19 @@ def test_small_collection_holds_out_fewer_queries(server: ChromaProcess, tmp_pat
         500,
         160,
     )
+
+
+def test_supplied_query_set(server: ChromaProcess, tmp_path: Path) -> None:
+    """--query-file: the whole sample is the base and the given vectors are the queries."""
+    queries = np.random.default_rng(9).normal(size=(30, 64)).astype(np.float32)
+    np.save(tmp_path / "q.npy", queries)
+    args = ["--url", server.url, "--collection", "hard", "--query-file", str(tmp_path / "q.npy")]
+    args += ["--target-recall", "0.1"]
+    run = run_cli([*args, *SMALL_GRID], tmp_path / "r.json")
+    assert run.code == 0, run.stderr
+    assert run.report is not None
+    assert run.report["querySource"].endswith("q.npy")
+    assert (run.report["queries"], run.report["baseSize"]) == (30, 3000)
+    np.save(tmp_path / "bad.npy", queries[:, :8])
+    bad = run_cli([*args[:-2], "--query-file", str(tmp_path / "bad.npy"), *SMALL_GRID])
+    assert bad.code == 2 and "dimension 8" in bad.stderr
