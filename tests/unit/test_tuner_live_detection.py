@@ -24,7 +24,7 @@ class FakeCollection:
 
     def __init__(self, vectors: np.ndarray, applies: bool, fail_at: int | None = None) -> None:
         self.vectors = vectors
-        self.index: Any = build_index(vectors, "l2", 4, 8, threads=1)
+        self.index = build_index(vectors, "l2", 4, 8, threads=1)
         self.stored_ef = 50
         self.index.set_ef(50)
         self.applies = applies

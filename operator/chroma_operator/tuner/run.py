@@ -7,6 +7,7 @@ compact result still say how far it got and why it stopped.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,9 @@ def run_tuning(opts: Options) -> Report:
     except TunerError as exc:
         report.fail(exc.reason, exc.message)
     except Exception as exc:
-        # A server error mid-run: still a report, and a code that says "retry may help".
+        # A server error mid-run: still a report, and a code that says "retry may help";
+        # the traceback goes to the log (the Job's log, when the pod fails).
+        opts.log(traceback.format_exc())
         report.fail("server-error", f"{type(exc).__name__}: {exc}")
     return report
 

@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chroma_operator.tuner.recall import query_recalls
@@ -95,7 +97,16 @@ def index_bytes(n: int, dim: int, m: int) -> int:
     return int(n * (level0 + upper + bookkeeping))
 
 
-def build_index(base: F32, space: Space, m: int, ef_construction: int, threads: int) -> object:
+class HnswIndex(Protocol):
+    """The part of `hnswlib.Index` the sweep uses (the extension ships no type hints)."""
+
+    def set_ef(self, ef: int) -> None: ...
+    def set_num_threads(self, num_threads: int) -> None: ...
+    def knn_query(self, data: F32, k: int = 1) -> tuple[npt.NDArray[np.uint64], F32]: ...
+
+
+def build_index(base: F32, space: Space, m: int, ef_construction: int, threads: int) -> HnswIndex:
+    """An index over `base` with row numbers as labels, built on `threads` cores."""
     import hnswlib
 
     index = hnswlib.Index(space=space, dim=base.shape[1])
@@ -104,11 +115,12 @@ def build_index(base: F32, space: Space, m: int, ef_construction: int, threads: 
     )
     index.set_num_threads(threads)
     index.add_items(base, np.arange(base.shape[0]))
-    return index
+    built: HnswIndex = index
+    return built
 
 
 def measure(
-    index: object,
+    index: HnswIndex,
     base: F32,
     queries: F32,
     truth: Truth,
@@ -117,13 +129,15 @@ def measure(
     ef: int,
     repeats: int,
 ) -> tuple[float, float, float, float, float]:
-    """(recall, p50 ms, p99 ms, mean ms, recall standard error) of one efSearch."""
-    idx = index
-    idx.set_ef(max(ef, k))  # type: ignore[attr-defined]
-    idx.set_num_threads(1)  # type: ignore[attr-defined]
+    """(recall, p50 ms, p99 ms, mean ms, recall standard error) of one efSearch.
+
+    Like Chroma, the search list is never shorter than k (ef below k searches with k).
+    """
+    index.set_ef(max(ef, k))
+    index.set_num_threads(1)
     labels = np.full((len(queries), k), -1, dtype=np.int64)
     best = np.full(len(queries), np.inf)
-    knn = idx.knn_query  # type: ignore[attr-defined]
+    knn = index.knn_query
     clock = time.perf_counter_ns
     for _ in range(max(repeats, 1)):
         for i in range(len(queries)):
@@ -166,7 +180,8 @@ def sweep(
     repeats: int = 2,
     progress: bool = True,
 ) -> list[Point]:
-    """Every grid point, measured; builds in order of cost so progress is honest."""
+    """Every grid point, measured: one build per (maxNeighbors, efConstruction), then
+    every efSearch on it; each index is dropped before the next is built."""
     threads = threads or available_cpus()
     points: list[Point] = []
     builds = [(m, efc) for m in grid.max_neighbors for efc in grid.ef_construction]
