@@ -105,6 +105,7 @@ def command(
     5 Chroma failed or was unreachable.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from chroma_operator.tuner.report import compact, write_json, write_termination_message
     from chroma_operator.tuner.report import plot as write_plot
@@ -128,7 +129,7 @@ def command(
         repeats=repeats,
         seed=seed,
         progress=progress and err.is_terminal,
-        log=lambda msg: err.print(msg, highlight=False),
+        log=lambda msg: err.print(msg, highlight=False, markup=False),
     )
     result = run_tuning(opts)
     full = result.to_json()
@@ -140,7 +141,9 @@ def command(
     write_termination_message(small, termination_log)
     typer.echo(_summary(result))
     if result.status != "ok":
-        err.print(f"[bold red]error[/] ({result.reason}): {result.message}", highlight=False)
+        err.print(
+            f"[bold red]error[/] ({result.reason}): {escape(result.message)}", highlight=False
+        )
         from chroma_operator.tuner.errors import EXIT_CODES
 
         raise typer.Exit(code=EXIT_CODES.get(result.reason or "", 1))
