@@ -6,10 +6,11 @@ HTTP API — on a 60k sample with 500 held-out queries, and writes bench/results
 and tune.png. Goal: the tuner's wall time under 5 minutes on 2 cores.
 
 The default grid spends the build budget where 384-d embeddings need it: maxNeighbors 16
-and 32 (8 never reaches the front at 0.95 here, and its builds are not free), every
-efConstruction of the spec's default, and a finer efSearch ladder (queries are cheap next
-to builds). `--grid spec` runs the spec's default grid instead (9 builds: ~4.5 minutes on
-2 busy cores).
+and 32 (M=8 points sit on the front at low recall but were never the choice at 0.95 in
+our runs), every efConstruction of the spec's default, and a finer efSearch ladder
+(queries are cheap next to builds). `--grid spec` runs the spec's default grid instead
+(9 builds; 2.5 minutes at load average 3, 4.5 at load average 6 on 2 cores), written to
+tune-spec-grid.json and .png.
 
     python bench/tune.py [--data FILE] [--sample 60000] [--queries 500] [--grid bench|spec]
 """
@@ -165,8 +166,9 @@ def main() -> None:
         "compact": small,
         "report": full,
     }
-    write_json(RESULTS / "tune.json", out)
-    plot(report, RESULTS / "tune.png")
+    stem = "tune" if args.grid == "bench" else "tune-spec-grid"
+    write_json(RESULTS / f"{stem}.json", out)
+    plot(report, RESULTS / f"{stem}.png")
     keys = ("tunerWallSeconds", "tunerCpuSeconds", "loadAverage1m", "loadSeconds", "compactBytes")
     print(json.dumps({k: out[k] for k in keys}))
     print(f"status: {report.status} {report.message}")
