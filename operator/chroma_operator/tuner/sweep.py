@@ -37,7 +37,8 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class Point:
-    """One measured grid point; latencies in milliseconds, memory in bytes."""
+    """One measured grid point. Latencies in milliseconds (single-threaded, per query);
+    `index_bytes` estimated from hnswlib's layout (within ~15% of its saved size)."""
 
     max_neighbors: int
     ef_construction: int
