@@ -1,0 +1,18 @@
+"""A real Chroma server per test module (module-scoped: starting one takes a second)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tuner_helpers import ChromaProcess
+
+
+@pytest.fixture(scope="module")
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaProcess]:
+    server = ChromaProcess(Path(tmp_path_factory.mktemp("chroma"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
