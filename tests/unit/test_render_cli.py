@@ -40,7 +40,8 @@ def test_render_json(repo_root: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (
-        out["kind"] == "List" and len(out["items"]) == 1 + 8 * 3 + 1 + 2 + 4
+        out["kind"] == "List"
+        and len(out["items"]) == 1 + 8 * 3 + 1 + 2 + 1 + 4  # CronJob, rule, monitors, dashboard
     )  # + rule, 2 monitors, dashboard
 
 

@@ -7,8 +7,10 @@ from chroma_operator.build.config import build_config_map
 from chroma_operator.build.encoder import build_encoder_deployment, build_encoder_service
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
 from chroma_operator.build.monitoring import build_monitoring
+from chroma_operator.build.naming import TUNE_ANNOTATION
 from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
+from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job
 
 __all__ = ["Manifest", "Owner", "build_all", "owner_of"]
 
@@ -17,10 +19,19 @@ def owner_of(cluster: ChromaCluster, namespace: str = "default", uid: str | None
     return Owner(name=cluster.name, namespace=cluster.namespace_or(namespace), uid=uid)
 
 
-def build_all(cluster: ChromaCluster, owner: Owner) -> list[Manifest]:
-    """Every object the cluster should own, in apply order, each with its spec hash."""
+def build_all(
+    cluster: ChromaCluster, owner: Owner, tuned_hnsw: dict[str, int] | None = None
+) -> list[Manifest]:
+    """Every object the cluster should own, in apply order, each with its spec hash.
+
+    `tuned_hnsw` (snake_case HNSW fields a tuning run applied, kept in status) overrides
+    the spec's HNSW defaults for collections created from now on; the spec is untouched.
+    """
     spec = cluster.spec
-    out: list[Manifest] = [build_config_map(owner, spec)]
+    topo_spec = spec
+    if tuned_hnsw:
+        topo_spec = spec.model_copy(update={"hnsw": spec.hnsw.model_copy(update=tuned_hnsw)})
+    out: list[Manifest] = [build_config_map(owner, topo_spec)]
     for i in range(spec.shards):
         out.append(build_headless_service(owner, spec, i))
         out.append(build_statefulset(owner, spec, i))
@@ -31,6 +42,12 @@ def build_all(cluster: ChromaCluster, owner: Owner) -> list[Manifest]:
     if spec.encoder.enabled:
         out.append(build_encoder_deployment(owner, spec))
         out.append(build_encoder_service(owner, spec))
-    labels = (cluster.metadata.model_extra or {}).get("labels") or {}
-    out += build_monitoring(owner, spec, labels)
+    extra = cluster.metadata.model_extra or {}
+    cronjob = build_tuning_cronjob(owner, spec)
+    if cronjob is not None:
+        out.append(cronjob)
+    request = (extra.get("annotations") or {}).get(TUNE_ANNOTATION)
+    if request:
+        out.append(build_tuning_job(owner, spec, str(request)))
+    out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

@@ -56,7 +56,7 @@ def command(
         clusterwide=all_namespaces,
         namespaces=namespace,
         standalone=standalone,
-        peering_name=peering,
+        peering_name=None if standalone else peering,  # a name makes peering mandatory
         priority=priority,
         liveness_endpoint=liveness or None,
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx
 import kopf
 
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
@@ -20,7 +21,8 @@ from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
-from chroma_operator.reconcile import slo_loop
+from chroma_operator.build.tuning import front_url
+from chroma_operator.reconcile import slo_loop, tuning
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
@@ -28,6 +30,9 @@ from chroma_operator.reconcile.sync import SyncResult, read_children, sync_child
 
 Obj = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
+TUNER_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "tuner"}
+"""Jobs from the one-off builder and from the CronJob's template (which has no managed-by)."""
+RouterUrl = Callable[[Owner], str]
 STATUS_KINDS = {"StatefulSet", "Deployment"}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 RESHARDING = "ReshardingNotSupported"
@@ -43,6 +48,7 @@ class Context:
 
     kube: Kube
     slo: slo_loop.SloWatch = field(default_factory=slo_loop.SloWatch)
+    router_url: RouterUrl = front_url
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -152,7 +158,8 @@ async def reconcile(
             _emit(body, events)
             return
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-        desired, skipped = await _installable(ctx.kube, build_all(parsed, owner))
+        tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
+        desired, skipped = await _installable(ctx.kube, build_all(parsed, owner, tuned))
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
             logger.info(
@@ -194,12 +201,85 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> None:
         if previous.get("shardCount") not in (None, parsed.spec.shards):
             return
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-        live = await read_children(ctx.kube, build_all(parsed, owner), STATUS_KINDS)
+        tuned = tuned_hnsw(parsed.spec.tuning.apply, previous.get("tuning"))
+        live = await read_children(ctx.kube, build_all(parsed, owner, tuned), STATUS_KINDS)
         obs = st.observe(owner, parsed.spec, live)
         generation = previous.get("observedGeneration")
         status, events = st.next_status(previous, owner, parsed.spec, obs, generation, utcnow())
         await _publish(ctx, body, previous, status)
         _emit(body, events)
+
+
+def tuned_hnsw(apply: str, tuning: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """HNSW defaults a tuning run applied (status.tuning.applied), in the spec's terms."""
+    applied = (tuning or {}).get("applied") or {}
+    if apply == "none" or not applied.get("efSearch"):
+        return None
+    out = {"ef_search": int(applied["efSearch"])}
+    if apply == "all":
+        for src, dst in (("maxNeighbors", "max_neighbors"), ("efConstruction", "ef_construction")):
+            if applied.get(src):
+                out[dst] = int(applied[src])
+    return out
+
+
+async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
+    """Copy a finished tuning Job's result into status; apply efSearch when asked.
+
+    Returns True when something new was recorded (the caller then reconciles, so the
+    topology's defaults follow what was applied)."""
+    job_name = job["metadata"]["name"]
+    async with ctx.lock(namespace, name):
+        body = await _fresh(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        if (previous.get("tuning") or {}).get("job") == job_name:
+            return False  # already recorded
+        parsed = _parse(body)
+        if isinstance(parsed, InvalidResource):
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
+        result = tuning.parse_result(tuning.termination_message(pods))
+        record, ok, reason, message = tuning.tuning_outcome(job_name, result)
+        events = [
+            st.Event("Normal" if ok else "Warning", "Tuned" if ok else "TuningFailed", message)
+        ]
+        apply = parsed.spec.tuning.apply
+        if ok and result is not None and apply != "none":
+            chosen = result["chosen"]
+            owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+            try:
+                await tuning.apply_ef_search(
+                    ctx.router_url(owner), str(result["collection"]), int(chosen["efSearch"])
+                )
+                record["applied"] = {
+                    "efSearch": chosen["efSearch"],
+                    "maxNeighbors": chosen.get("maxNeighbors"),
+                    "efConstruction": chosen.get("efConstruction"),
+                    "collection": result["collection"],
+                    "at": utcnow(),
+                    "indexReload": "pending",
+                }
+                message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
+            except httpx.HTTPError as exc:
+                record["applyError"] = str(exc)
+                events.append(
+                    st.Event("Warning", "TuningNotApplied", f"could not apply efSearch: {exc}")
+                )
+        generation = previous.get("observedGeneration")
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            tuning.TUNED,
+            ok,
+            reason,
+            message,
+            utcnow(),
+            generation,
+        )
+        await _publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
+        _emit(body, events)
+        return True
 
 
 async def evaluate_slo(ctx: Context, namespace: str, name: str, now: float) -> None:
@@ -248,6 +328,7 @@ def register(
     config: KubeConfig,
     *,
     metrics_urls: slo_loop.MetricsUrls = slo_loop.kubernetes_metrics_urls,
+    router_url: RouterUrl = front_url,
     slo_tick: float = slo_loop.TICK_SECONDS,
 ) -> None:
     """Attach every handler to `registry`; `config` says where the API server is.
@@ -315,3 +396,18 @@ def register(
         owner = labels.get("app.kubernetes.io/instance")
         if owner and namespace:
             await refresh_status(memo.ctx, namespace, owner)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=TUNER_JOBS, registry=registry)
+    async def tuning_job_changed(
+        body: Any,
+        labels: Mapping[str, str],
+        namespace: str | None,
+        memo: Any,
+        logger: Logger,
+        **_: Any,
+    ) -> None:
+        cluster = labels.get("app.kubernetes.io/instance")
+        if not cluster or not namespace or not tuning.finished(body):
+            return
+        if await record_tuning(memo.ctx, namespace, cluster, body):
+            await reconcile(memo.ctx, namespace, cluster, logger)

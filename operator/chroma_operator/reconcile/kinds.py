@@ -34,8 +34,10 @@ CHILD_KINDS: tuple[Kind, ...] = (
 """Kinds the operator creates, patches and deletes as children of a ChromaCluster."""
 
 EVENT = Kind("v1", "Event", "events")
+POD = Kind("v1", "Pod", "pods")
+"""Read only: a tuning Job's result is its Pod's termination message."""
 
-_BY_KEY = {(k.api_version, k.kind): k for k in (CHROMA_CLUSTER, EVENT, *CHILD_KINDS)}
+_BY_KEY = {(k.api_version, k.kind): k for k in (CHROMA_CLUSTER, EVENT, POD, *CHILD_KINDS)}
 
 
 def lookup(api_version: str, kind: str) -> Kind:

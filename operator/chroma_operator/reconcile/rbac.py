@@ -32,6 +32,8 @@ def operator_rules() -> list[dict[str, Any]]:
         for group, plurals in sorted(children.items())
     ]
     rules += [
+        # A tuning Job's result is the termination message on its Pod: read only.
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         # Events on ChromaClusters (kopf posts core/v1 Events).
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},

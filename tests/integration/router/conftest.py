@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from router_harness import RouterProcess, make_topology, start_servers
 
 from chroma_operator.local.chroma_server import ChromaServer
+from router_harness import RouterProcess, make_topology, start_servers
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ import httpx
 import pytest
 import uvicorn
 from chromadb.errors import ChromaAuthError
-from router_harness import RouterProcess, make_topology
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chroma_operator.local.chroma_server import ChromaServer, free_port
+from router_harness import RouterProcess, make_topology
 
 pytestmark = pytest.mark.slow
 

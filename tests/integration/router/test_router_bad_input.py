@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from router_harness import RouterProcess, http_client
 
 pytestmark = pytest.mark.slow

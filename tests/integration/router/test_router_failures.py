@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 import pytest
 from chromadb.errors import ChromaError
-from router_harness import RouterProcess, http_client, make_topology
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.router.placement import shard_for
+from router_harness import RouterProcess, http_client, make_topology
 
 pytestmark = pytest.mark.slow
 

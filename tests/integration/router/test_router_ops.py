@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from chromadb.utils.embedding_functions import HuggingFaceEmbeddingServer
-from router_harness import RouterProcess, http_client, make_topology
 
 from chroma_operator.local.chroma_server import ChromaServer, free_port
 from chroma_operator.topology import Topology
+from router_harness import RouterProcess, http_client, make_topology
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from chromadb.errors import ChromaError, NotFoundError
+
 from router_harness import RouterProcess, http_client
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,90 @@
+"""A finished tuning Job into `status.tuning`, the `Tuned` condition, and the live efSearch.
+
+The tuner writes its compact result as the container's termination message; Kubernetes
+keeps it on the Pod, not the Job, so the operator reads the Job's newest Pod. Pure parts
+(parsing, status shape) are separate from the one call that changes a live collection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+Obj = dict[str, Any]
+TUNED = "Tuned"
+TENANT_PATH = "/api/v2/tenants/default_tenant/databases/default_database/collections"
+
+
+def finished(job: Mapping[str, Any]) -> bool:
+    status = job.get("status") or {}
+    if status.get("succeeded"):
+        return True
+    conditions = status.get("conditions") or []
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions)
+
+
+def termination_message(pods: list[Obj]) -> str | None:
+    """The newest Pod's terminated container message (the tuner's compact result)."""
+    for pod in sorted(
+        pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True
+    ):
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            msg = ((cs.get("state") or {}).get("terminated") or {}).get("message")
+            if msg:
+                return str(msg)
+    return None
+
+
+def parse_result(message: str | None) -> Obj | None:
+    if not message:
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "status" in data else None
+
+
+def _point_text(p: Mapping[str, Any]) -> str:
+    return (
+        f"maxNeighbors={p.get('maxNeighbors')} efConstruction={p.get('efConstruction')} "
+        f"efSearch={p.get('efSearch')}: recall {p.get('recall')}, p50 {p.get('p50Ms')} ms"
+    )
+
+
+def tuning_outcome(job_name: str, result: Obj | None) -> tuple[Obj, bool, str, str]:
+    """(status.tuning, Tuned?, reason, message) for a finished Job."""
+    if result is None:
+        message = f"job {job_name} finished without a readable result (see its logs)"
+        return {"job": job_name, "status": "failed", "message": message}, False, "NoResult", message
+    tuning = {"job": job_name, **{k: v for k, v in result.items() if k != "v"}}
+    if result.get("status") == "ok" and result.get("chosen"):
+        message = f"{result.get('collection')}: {_point_text(result['chosen'])}"
+        return tuning, True, "Tuned", message
+    reason = str(result.get("reason") or "failed")
+    message = str(result.get("message") or reason)
+    return tuning, False, "".join(w.capitalize() for w in reason.split("-")), message
+
+
+async def apply_ef_search(
+    router_url: str, collection: str, ef_search: int, headers: Mapping[str, str] | None = None
+) -> None:
+    """Set ef_search on the collection through the router (which modifies every shard).
+
+    Chroma 1.5 stores it at once but a loaded index keeps its old value until the shard
+    restarts (DESIGN §6); the caller records that the reload is still pending.
+    """
+    async with httpx.AsyncClient(
+        base_url=router_url, timeout=30.0, headers=dict(headers or {})
+    ) as http:
+        found = await http.get(f"{TENANT_PATH}/{collection}")
+        found.raise_for_status()
+        collection_id = found.json()["id"]
+        changed = await http.put(
+            f"{TENANT_PATH}/{collection_id}",
+            json={"new_configuration": {"hnsw": {"ef_search": ef_search}}},
+        )
+        changed.raise_for_status()
