@@ -25,7 +25,9 @@ def generate(
         "chroma-operator", "--namespace", "-n", help="Namespace the operator runs in"
     ),
     watch_namespaces: str = typer.Option(
-        "", "--watch-namespaces", help="Comma-separated namespaces to watch (Roles only); default all"
+        "",
+        "--watch-namespaces",
+        help="Comma-separated namespaces to watch (Roles only); default all",
     ),
     image: str = typer.Option(DEFAULT_OPERATOR_IMAGE, "--image", help="Operator image reference"),
     replicas: int = typer.Option(

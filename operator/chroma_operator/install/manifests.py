@@ -187,7 +187,11 @@ def build_rbac(opts: InstallOptions) -> list[Manifest]:
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding",
                 "metadata": _meta(opts, opts.name, ns),
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": opts.name},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": opts.name,
+                },
                 "subjects": subject,
             }
         )
@@ -203,7 +207,9 @@ def build_service(opts: InstallOptions) -> Manifest:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(opts),
-            "ports": [{"name": "http", "port": HEALTH_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": HEALTH_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
         },
     }
 
@@ -213,7 +219,9 @@ def build_install(opts: InstallOptions | None = None) -> list[Manifest]:
     opts = opts or InstallOptions()
     out: list[Manifest] = []
     if opts.create_namespace:
-        out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(opts, opts.namespace)})
+        out.append(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(opts, opts.namespace)}
+        )
     if opts.install_crds:
         out.append(build_crd())
         out += peering_crds()
