@@ -236,3 +236,29 @@ def test_notes_point_to_the_quickstart(notes: Any) -> None:
     assert "examples/quickstart.yaml" in text
     assert "every namespace" in text
     assert "search, team-a" in notes({"watchNamespaces": ["search", "team-a"]})
+
+
+def test_other_release_names_stay_consistent(render: Render) -> None:
+    docs = render(name="search", namespace="ops")
+    (deploy,) = by_kind(docs, "Deployment")
+    assert deploy["metadata"]["name"] == "search-chroma-operator"
+    (account,) = by_kind(docs, "ServiceAccount")
+    assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    (binding,) = by_kind(docs, "ClusterRoleBinding")
+    assert binding["subjects"][0] == {
+        "kind": "ServiceAccount",
+        "name": account["metadata"]["name"],
+        "namespace": "ops",
+    }
+    (service,) = by_kind(docs, "Service")
+    assert service["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
+
+
+def test_chart_version_matches_the_package() -> None:
+    from chroma_operator import __version__
+    from chroma_operator.api.models import DEFAULT_OPERATOR_IMAGE
+
+    meta = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert meta["appVersion"] == __version__
+    assert f"{values['image']['repository']}:{meta['appVersion']}" == DEFAULT_OPERATOR_IMAGE
