@@ -140,6 +140,8 @@ def test_production_values(render: Render) -> None:
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pod["tolerations"][0]["key"] == "dedicated"
     assert "podAntiAffinity" in pod["affinity"]
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"] == sts["spec"]["selector"]
     (monitor,) = by_kind(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["endpoints"][0]["port"] == "http"

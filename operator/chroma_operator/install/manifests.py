@@ -214,6 +214,16 @@ def build_service(opts: InstallOptions) -> Manifest:
     }
 
 
+def build_pdb(opts: InstallOptions) -> Manifest:
+    """HA only: a node drain never takes every operator replica at once."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(opts, opts.name, opts.namespace),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(opts)}},
+    }
+
+
 def build_install(opts: InstallOptions | None = None) -> list[Manifest]:
     """Every object of a plain-manifest install, in `kubectl apply` order."""
     opts = opts or InstallOptions()
@@ -235,6 +245,8 @@ def build_install(opts: InstallOptions | None = None) -> list[Manifest]:
     out += build_rbac(opts)
     out.append(build_service(opts))
     out.append(build_workload(opts))
+    if opts.ha:
+        out.append(build_pdb(opts))
     for obj in peering_objects(opts.peering_name, list(opts.watch_namespaces)):
         obj["metadata"]["labels"] = common_labels(opts)
         out.append(obj)
