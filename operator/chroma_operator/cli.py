@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from chroma_operator.encoder import cli as encoder_cli
+from chroma_operator.install import cli as install_cli
 from chroma_operator.local import cli as local_cli
 from chroma_operator.reconcile import cli as operator_cli
 from chroma_operator.render_cli import crd_command, render_command
@@ -31,6 +32,7 @@ app.command("encoder")(encoder_cli.command)
 app.command("tune")(tuner_cli.command)
 app.add_typer(local_cli.app, name="local")
 app.command("demo")(local_cli.demo_command)
+app.add_typer(install_cli.app)
 
 
 def main() -> None:
