@@ -15,7 +15,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from kmock._internal import enums, rendering
 from kmock._internal.dicts import merge_patch_dict
 
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL
+from chroma_operator.build.meta import Owner
 from chroma_operator.reconcile.handlers import register
 from chroma_operator.reconcile.kube import KubeConfig
 from chroma_operator.reconcile.slo_loop import MetricsUrls
@@ -205,6 +206,7 @@ def running_operator(
     server_url: str,
     namespaces: list[str],
     metrics_urls: MetricsUrls = lambda owner, spec: [],
+    router_url: Callable[[Owner], str] | None = None,
     slo_tick: float = 0.5,
 ) -> Iterator[None]:
     """The real operator (kopf) in its own thread and event loop, with a fresh registry.
@@ -213,7 +215,14 @@ def running_operator(
     DNS names do not resolve here).
     """
     registry = kopf.OperatorRegistry()
-    register(registry, KubeConfig(server=server_url), metrics_urls=metrics_urls, slo_tick=slo_tick)
+    extra = {"router_url": router_url} if router_url is not None else {}
+    register(
+        registry,
+        KubeConfig(server=server_url),
+        metrics_urls=metrics_urls,
+        slo_tick=slo_tick,
+        **extra,
+    )
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 

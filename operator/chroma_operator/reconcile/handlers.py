@@ -21,6 +21,7 @@ from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
+from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.tuning import front_url
 from chroma_operator.reconcile import slo_loop, tuning
 from chroma_operator.reconcile import status as st
@@ -60,7 +61,17 @@ def _resource_doc(body: Mapping[str, Any]) -> Obj:
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            # Labels go onto alerts; the tune annotation asks for a tuning Job.
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": {
+                k: v
+                for k, v in (meta.get("annotations") or {}).items()
+                if k.startswith(ANNOTATION_PREFIX)
+            },
+        },
         "spec": dict(body.get("spec") or {}),
     }
 
@@ -352,7 +363,9 @@ def register(
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)
         ctx = memo.ctx = Context(
-            kube=Kube(config), slo=slo_loop.SloWatch(metrics_urls=metrics_urls)
+            kube=Kube(config),
+            slo=slo_loop.SloWatch(metrics_urls=metrics_urls),
+            router_url=router_url,
         )
         memo.slo_task = asyncio.create_task(
             slo_loop.run_forever(

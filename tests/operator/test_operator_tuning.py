@@ -1,0 +1,142 @@
+"""Tuning under the operator: the annotation makes a Job; its result lands in status and
+the chosen efSearch reaches every real shard through a real router."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import chromadb
+import pytest
+
+from chroma_operator.build.naming import TUNE_ANNOTATION
+from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.reconcile.kube import Kube
+from chroma_operator.topology import Topology
+from conftest import cluster_doc, eventually, kubectl_apply
+from kube_emulator import ApiServer, running_operator
+from router_harness import RouterProcess, make_topology, start_servers
+
+NS = "tune"
+API = "chroma.operator.dev/v1alpha1"
+RESULT = {
+    "v": 1,
+    "status": "ok",
+    "reason": None,
+    "message": "M=16 efc=128 ef=40 meets 0.95",
+    "time": "2026-11-25T13:00:00Z",
+    "collection": "docs",
+    "space": "cosine",
+    "k": 10,
+    "targetRecall": 0.95,
+    "sample": 2000,
+    "queries": 200,
+    "points": 18,
+    "chosen": {
+        "maxNeighbors": 16,
+        "efConstruction": 128,
+        "efSearch": 40,
+        "recall": 0.961,
+        "p50Ms": 0.11,
+        "p99Ms": 0.2,
+    },
+    "best": {
+        "maxNeighbors": 32,
+        "efConstruction": 256,
+        "efSearch": 320,
+        "recall": 0.998,
+        "p50Ms": 1.1,
+        "p99Ms": 1.9,
+    },
+    "front": [[16, 128, 40, 0.961, 0.11], [32, 256, 320, 0.998, 1.1]],
+}
+
+
+@pytest.fixture(scope="module")
+def data_plane() -> Iterator[tuple[list[ChromaServer], RouterProcess]]:
+    shards = start_servers(2)
+    router = RouterProcess(make_topology([[s.url] for s in shards])).start()
+    try:
+        client = chromadb.HttpClient(host="127.0.0.1", port=router.port)
+        col = client.create_collection(
+            "docs", configuration={"hnsw": {"space": "cosine", "ef_search": 100}}
+        )
+        col.add(
+            ids=[f"d{i}" for i in range(40)],
+            embeddings=[[float(i % 7), 1.0, float(i % 3)] for i in range(40)],
+        )
+        yield shards, router
+    finally:
+        router.stop()
+        for s in shards:
+            s.stop()
+
+
+async def test_tune_annotation_job_result_and_ef_search_applied(
+    apiserver: ApiServer, kube: Kube, data_plane: tuple[list[ChromaServer], RouterProcess]
+) -> None:
+    shards, router = data_plane
+    doc = cluster_doc(
+        "search", NS, {"shards": 2, "tuning": {"collection": "docs", "apply": "efSearch"}}
+    )
+    doc["metadata"]["annotations"] = {TUNE_ANNOTATION: "2026-11-25T13:00"}
+    await kubectl_apply(kube, doc)
+    with running_operator(str(apiserver.url), [NS], router_url=lambda owner: router.url):
+        jobs = await eventually(
+            lambda: kube.list("batch/v1", "Job", NS, {"app.kubernetes.io/component": "tuner"}),
+            lambda items: len(items) == 1,
+        )
+        job = jobs[0]["metadata"]["name"]
+        assert job.startswith("search-tune-")
+        # No kubelet here: write what the Job's Pod and the Job controller would.
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{job}-x1", "namespace": NS, "labels": {"job-name": job}},
+            "spec": {"containers": [{"name": "tune", "image": "x"}]},
+        }
+        await kube._call("POST", f"/api/v1/namespaces/{NS}/pods", json=pod)
+        terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(RESULT)}
+        await kube._call(
+            "PATCH",
+            f"/api/v1/namespaces/{NS}/pods/{job}-x1/status",
+            headers={"Content-Type": "application/merge-patch+json"},
+            json={
+                "status": {
+                    "containerStatuses": [{"name": "tune", "state": {"terminated": terminated}}]
+                }
+            },
+        )
+        await kube.patch_status("batch/v1", "Job", NS, job, {"succeeded": 1})
+
+        tuned = await eventually(
+            lambda: kube.get(API, "ChromaCluster", NS, "search"),
+            lambda c: c is not None and "tuning" in (c.get("status") or {}),
+        )
+        status = tuned["status"]
+        assert status["tuning"]["job"] == job
+        assert status["tuning"]["chosen"]["efSearch"] == 40
+        assert status["tuning"].get("applied", {}).get("efSearch") == 40, status["tuning"]
+        cond = next(c for c in status["conditions"] if c["type"] == "Tuned")
+        assert cond["status"] == "True" and "efSearch=40" in cond["message"]
+        # The topology's default for new collections follows what was applied.
+        cm = await eventually(
+            lambda: kube.get("v1", "ConfigMap", NS, "search-config"),
+            lambda c: (
+                c is not None
+                and Topology.from_json(c["data"]["topology.json"]).hnsw.ef_search == 40
+            ),
+        )
+        assert cm is not None
+    events = [
+        o.raw
+        for (r, _, _), o in apiserver.objects.items()
+        if r.plural == "events" and not o.deleted
+    ]
+    assert any(e["reason"] == "Tuned" and e["type"] == "Normal" for e in events)
+    # The modify reached every real shard.
+    for shard in shards:
+        client = chromadb.HttpClient(host="127.0.0.1", port=shard.port)
+        config: dict[str, Any] = client.get_collection("docs").configuration_json
+        assert config["hnsw"]["ef_search"] == 40
