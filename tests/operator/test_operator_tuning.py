@@ -129,14 +129,49 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
             ),
         )
         assert cm is not None
+
+        # The applied efSearch reaches loaded indexes by restarting shards one at a time.
+        token = status["tuning"]["applied"]["at"]
+        for i in range(2):
+            sts = await eventually(
+                lambda i=i: kube.get("apps/v1", "StatefulSet", NS, f"search-shard-{i}"),
+                lambda o: _restart_token(o) == token,
+            )
+            other = await kube.get("apps/v1", "StatefulSet", NS, f"search-shard-{1 - i}")
+            if i == 0:  # the next shard waits until this one is back
+                assert _restart_token(other) is None
+            await kube.patch_status(
+                "apps/v1",
+                "StatefulSet",
+                NS,
+                f"search-shard-{i}",
+                {
+                    "observedGeneration": sts["metadata"]["generation"],
+                    "replicas": 1,
+                    "updatedReplicas": 1,
+                    "readyReplicas": 1,
+                },
+            )
+        done = await eventually(
+            lambda: kube.get(API, "ChromaCluster", NS, "search"),
+            lambda c: c["status"]["tuning"]["applied"].get("indexReload") == "done",
+        )
+        assert done["status"]["shardRestarts"] == {"0": token, "1": token}
     events = [
         o.raw
         for (r, _, _), o in apiserver.objects.items()
         if r.plural == "events" and not o.deleted
     ]
     assert any(e["reason"] == "Tuned" and e["type"] == "Normal" for e in events)
+    assert any(e["reason"] == "IndexReloaded" for e in events)
     # The modify reached every real shard.
     for shard in shards:
         client = chromadb.HttpClient(host="127.0.0.1", port=shard.port)
         config: dict[str, Any] = client.get_collection("docs").configuration_json
         assert config["hnsw"]["ef_search"] == 40
+
+
+def _restart_token(sts: dict[str, Any] | None) -> str | None:
+    template = (sts or {}).get("spec", {}).get("template", {}).get("metadata", {})
+    token = (template.get("annotations") or {}).get("chroma.operator.dev/restarted-at")
+    return str(token) if token else None

@@ -20,12 +20,16 @@ def owner_of(cluster: ChromaCluster, namespace: str = "default", uid: str | None
 
 
 def build_all(
-    cluster: ChromaCluster, owner: Owner, tuned_hnsw: dict[str, int] | None = None
+    cluster: ChromaCluster,
+    owner: Owner,
+    tuned_hnsw: dict[str, int] | None = None,
+    restarts: dict[int, str] | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
     `tuned_hnsw` (snake_case HNSW fields a tuning run applied, kept in status) overrides
     the spec's HNSW defaults for collections created from now on; the spec is untouched.
+    `restarts` maps shard index to a restart token (a rolling restart, one shard at a time).
     """
     spec = cluster.spec
     topo_spec = spec
@@ -34,7 +38,7 @@ def build_all(
     out: list[Manifest] = [build_config_map(owner, topo_spec)]
     for i in range(spec.shards):
         out.append(build_headless_service(owner, spec, i))
-        out.append(build_statefulset(owner, spec, i))
+        out.append(build_statefulset(owner, spec, i, (restarts or {}).get(i)))
         pdb = build_pdb(owner, spec, i)
         if pdb is not None:
             out.append(pdb)

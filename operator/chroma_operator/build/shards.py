@@ -76,10 +76,18 @@ def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
     }
 
 
-def build_statefulset(owner: Owner, spec: ChromaClusterSpec, index: int) -> Manifest:
+def build_statefulset(
+    owner: Owner, spec: ChromaClusterSpec, index: int, restart_token: str | None = None
+) -> Manifest:
+    """`restart_token` (from status, when a rollout asked for it) restarts the shard's pods
+    once: a changed pod-template annotation is a rolling restart by the StatefulSet."""
     name = naming.shard(owner.name, index)
+    template_annotations = {
+        naming.CONFIG_HASH_ANNOTATION: content_hash(chroma_config_yaml(chroma_server_config(spec)))
+    }
+    if restart_token:
+        template_annotations[naming.RESTARTED_AT_ANNOTATION] = restart_token
     selector = shard_selector(owner, index)
-    chroma_cfg_hash = content_hash(chroma_config_yaml(chroma_server_config(spec)))
     claim: dict[str, Any] = {
         "metadata": {"name": "data", "labels": selector},
         "spec": {
@@ -112,7 +120,7 @@ def build_statefulset(owner: Owner, spec: ChromaClusterSpec, index: int) -> Mani
                     "labels": {**selector, "app.kubernetes.io/managed-by": "chroma-operator"},
                     # A change of Chroma's own settings needs a restart; topology changes
                     # are reloaded by the router and must not restart anything.
-                    "annotations": {naming.CONFIG_HASH_ANNOTATION: chroma_cfg_hash},
+                    "annotations": template_annotations,
                 },
                 "spec": {
                     "automountServiceAccountToken": False,

@@ -23,7 +23,7 @@ from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.tuning import front_url
-from chroma_operator.reconcile import slo_loop, tuning
+from chroma_operator.reconcile import rollout, slo_loop, tuning
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
@@ -170,7 +170,17 @@ async def reconcile(
             return
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
         tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
-        desired, skipped = await _installable(ctx.kube, build_all(parsed, owner, tuned))
+        restarts = {int(k): str(v) for k, v in (previous.get("shardRestarts") or {}).items()}
+        applied = dict((previous.get("tuning") or {}).get("applied") or {})
+        rolling: rollout.State = "idle"
+        if applied.get("indexReload") == "pending":
+            live_sts = await read_children(
+                ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
+            )
+            restarts, rolling = rollout.advance(
+                applied, restarts, spec.shards, spec.replicas, live_sts, name
+            )
+        desired, skipped = await _installable(ctx.kube, build_all(parsed, owner, tuned, restarts))
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
             logger.info(
@@ -193,32 +203,51 @@ async def reconcile(
                 now,
                 generation,
             )
+        if restarts:
+            status["shardRestarts"] = {str(i): t for i, t in sorted(restarts.items())}
+        if rolling == "done":
+            status["tuning"] = {**previous["tuning"], "applied": {**applied, "indexReload": "done"}}
+            events.append(
+                st.Event(
+                    "Normal",
+                    "IndexReloaded",
+                    f"every shard restarted with efSearch {applied.get('efSearch')}",
+                )
+            )
         await _publish(ctx, body, previous, status)
         _emit(body, _sync_events(result) + events)
 
 
-async def refresh_status(ctx: Context, namespace: str, name: str) -> None:
-    """Recompute status from the children's status alone (no writes to children)."""
+async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
+    """Recompute status from the children's status alone (no writes to children).
+
+    Returns True when a rolling restart is in progress: the caller reconciles, which
+    moves it on to the next shard."""
     async with ctx.lock(namespace, name):
         body = await _fresh(ctx, namespace, name)
         if body is None:
-            return
+            return False
         parsed = _parse(body)
         previous: Obj = dict(body.get("status") or {})
         if isinstance(parsed, InvalidResource) or previous.get("reason") == RESHARDING:
-            return
+            return False
         if previous.get("observedGeneration") is None:
-            return  # not reconciled yet: the first reconcile publishes the first status
+            return False  # not reconciled yet: the first reconcile publishes the first status
         if previous.get("shardCount") not in (None, parsed.spec.shards):
-            return
+            return False
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
         tuned = tuned_hnsw(parsed.spec.tuning.apply, previous.get("tuning"))
-        live = await read_children(ctx.kube, build_all(parsed, owner, tuned), STATUS_KINDS)
+        restarts = {int(k): str(v) for k, v in (previous.get("shardRestarts") or {}).items()}
+        live = await read_children(
+            ctx.kube, build_all(parsed, owner, tuned, restarts), STATUS_KINDS
+        )
         obs = st.observe(owner, parsed.spec, live)
         generation = previous.get("observedGeneration")
         status, events = st.next_status(previous, owner, parsed.spec, obs, generation, utcnow())
         await _publish(ctx, body, previous, status)
         _emit(body, events)
+        applied = (previous.get("tuning") or {}).get("applied") or {}
+        return bool(applied.get("indexReload") == "pending")
 
 
 def tuned_hnsw(apply: str, tuning: Mapping[str, Any] | None) -> dict[str, int] | None:
@@ -404,11 +433,11 @@ def register(
     @kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED, registry=registry)
     @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry)
     async def child_changed(
-        labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+        labels: Mapping[str, str], namespace: str | None, memo: Any, logger: Logger, **_: Any
     ) -> None:
         owner = labels.get("app.kubernetes.io/instance")
-        if owner and namespace:
-            await refresh_status(memo.ctx, namespace, owner)
+        if owner and namespace and await refresh_status(memo.ctx, namespace, owner):
+            await reconcile(memo.ctx, namespace, owner, logger)
 
     @kopf.on.event("batch", "v1", "jobs", labels=TUNER_JOBS, registry=registry)
     async def tuning_job_changed(
