@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tuner_helpers import ChromaProcess
@@ -11,8 +10,9 @@ from tuner_helpers import ChromaProcess
 
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaProcess]:
-    server = ChromaProcess(Path(tmp_path_factory.mktemp("chroma"))).start()
+    server = ChromaProcess(data_dir=tmp_path_factory.mktemp("chroma"))
     try:
+        server.start()
         yield server
     finally:
-        server.stop()
+        server.close()

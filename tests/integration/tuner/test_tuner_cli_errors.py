@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tuner_helpers import ChromaProcess, free_port, load, run_cli
+from tuner_helpers import ChromaProcess, load, run_cli
+
+from chroma_operator.local.chroma_server import free_port
 
 pytestmark = pytest.mark.slow
 

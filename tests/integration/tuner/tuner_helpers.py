@@ -1,109 +1,31 @@
 """Helpers for the tuner's integration tests: a real `chroma run`, data, and the CLI.
 
-The server class is a small copy on purpose (the suite's shared fixture lands with the
-local runtime); it owns a free loopback port, a data directory and a clean stop.
+Servers and the router come from the shared code (`ChromaServer`, `router_harness`);
+this module only adds the `.client()` the tuner tests call on a server.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import chromadb
-import httpx
 import numpy as np
-import yaml
 
 import chroma_operator
+from chroma_operator.local.chroma_server import ChromaServer
+from router_harness import http_client
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def chroma_executable() -> str:
-    beside = Path(sys.executable).with_name("chroma")
-    found = str(beside) if beside.exists() else shutil.which("chroma")
-    if not found:
-        raise RuntimeError("the `chroma` command from the chromadb wheel is not installed")
-    return found
-
-
-class ChromaProcess:
-    """`chroma run CONFIG` on loopback, waited for by its heartbeat."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ChromaProcess:
-        config = {
-            "port": self.port,
-            "listen_address": "127.0.0.1",
-            "persist_path": str(self.workdir / "data"),
-            "allow_reset": True,
-            "max_payload_size_bytes": 41_943_040,
-            "cors_allow_origins": [],
-            "sqlitedb": {"hash_type": "md5", "migration_mode": "apply"},
-        }
-        cfg = self.workdir / "chroma.yaml"
-        cfg.write_text(yaml.safe_dump(config))
-        log = (self.workdir / "chroma.log").open("ab")
-        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-        self.proc = subprocess.Popen(
-            [chroma_executable(), "run", str(cfg)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.workdir / "chroma.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"chroma did not come up on {self.url}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+class ChromaProcess(ChromaServer):
+    """The shared `ChromaServer` (free port, config file, heartbeat, clean stop) with a client."""
 
     def client(self) -> Any:
-        return chromadb.HttpClient(
-            host="127.0.0.1",
-            port=self.port,
-            settings=chromadb.config.Settings(anonymized_telemetry=False),
-        )
+        return http_client(self.port)
 
 
 def blobs(n: int, d: int, seed: int, clusters: int = 40) -> np.ndarray:
@@ -141,80 +63,6 @@ def run_cli(args: list[str], report: Path | None = None, timeout: float = 300) -
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     data = json.loads(report.read_text()) if report is not None and report.exists() else None
     return CliRun(proc.returncode, proc.stdout, proc.stderr, data)
-
-
-class RouterOverShards:
-    """`chroma-operator router` in front of `n` real Chroma shards (one replica each)."""
-
-    def __init__(self, workdir: Path, shards: int = 2) -> None:
-        self.workdir = workdir
-        self.shards = [ChromaProcess(self._dir(f"shard-{i}")) for i in range(shards)]
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def _dir(self, name: str) -> Path:
-        path = self.workdir / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> RouterOverShards:
-        from chroma_operator.topology import ShardTopology, Topology
-
-        for shard in self.shards:
-            shard.start()
-        topology = Topology(
-            cluster="tuner-test",
-            namespace="default",
-            shards=[ShardTopology(index=i, endpoints=[s.url]) for i, s in enumerate(self.shards)],
-        )
-        path = self.workdir / "topology.json"
-        path.write_text(topology.to_json())
-        package_root = Path(chroma_operator.__file__).resolve().parent.parent
-        log = (self.workdir / "router.log").open("ab")
-        args = ["--topology", str(path), "--port", str(self.port), "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chroma_operator", "router", *args, "--log-level", "warning"],
-            env={**os.environ, "PYTHONPATH": str(package_root)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.workdir / "router.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("the router did not come up")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        for shard in self.shards:
-            shard.stop()
-
-    def client(self) -> Any:
-        return chromadb.HttpClient(
-            host="127.0.0.1",
-            port=self.port,
-            settings=chromadb.config.Settings(anonymized_telemetry=False),
-        )
 
 
 @dataclass
