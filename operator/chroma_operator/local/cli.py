@@ -143,43 +143,48 @@ def up(
     except KeyboardInterrupt:
         typer.echo("\nInterrupted during start-up; stopped what had started.")
         raise typer.Exit(code=130) from None
-    typer.secho(
-        f"\n{plan.cluster}: {len(plan.processes)} processes, router at {plan.url}", bold=True
-    )
-    typer.echo("Connect with the stock client:\n\n" + snippet(plan) + "\n")
-    if demo:
-        from chroma_operator.local.demo import run_demo
-
-        run_demo(plan)
-    if detach:
-        typer.echo(f"Running in the background; stop with: chroma-operator local down --dir {home}")
-        return
-    typer.echo("Press Ctrl-C to stop (data is kept in " + str(home) + ").")
-    _foreground(sup)
-
-
-def _foreground(sup: Supervisor) -> None:
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    reported: set[str] = set()
+    # From here on, Ctrl-C (or SIGTERM) stops everything that was started, wherever it
+    # lands: during the demo, or between two lines of output.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        while True:
-            for proc in sup.plan.processes:
-                if proc.name not in reported and not sup.is_running(proc):
-                    reported.add(proc.name)
-                    typer.secho(
-                        f"{proc.name} stopped; see `chroma-operator local logs {proc.name}`",
-                        fg="yellow",
-                        err=True,
-                    )
-            time.sleep(1.0)
+        typer.secho(
+            f"\n{plan.cluster}: {len(plan.processes)} processes, router at {plan.url}", bold=True
+        )
+        typer.echo("Connect with the stock client:\n\n" + snippet(plan) + "\n")
+        if demo:
+            from chroma_operator.local.demo import run_demo
+
+            run_demo(plan)
+        if detach:
+            typer.echo(
+                f"Running in the background; stop with: chroma-operator local down --dir {home}"
+            )
+            return
+        typer.echo("Press Ctrl-C to stop (data is kept in " + str(home) + ").")
+        _watch(sup)
     except KeyboardInterrupt:
         typer.echo("\nStopping...")
-    finally:
-        stopped = sup.stop(sup.plan.processes)
-        typer.echo(f"Stopped {len(stopped)} processes.")
+    stopped = sup.stop(sup.plan.processes)
+    typer.echo(f"Stopped {len(stopped)} processes.")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(sup: Supervisor) -> None:
+    """Run until interrupted, saying when a process stops on its own."""
+    reported: set[str] = set()
+    while True:
+        for proc in sup.plan.processes:
+            if proc.name not in reported and not sup.is_running(proc):
+                reported.add(proc.name)
+                typer.secho(
+                    f"{proc.name} stopped; see `chroma-operator local logs {proc.name}`",
+                    fg="yellow",
+                    err=True,
+                )
+        time.sleep(1.0)
 
 
 @app.command("down")
