@@ -230,6 +230,9 @@ def test_ctrl_c_in_the_foreground_stops_everything(repo_root: Path, tmp_path: Pa
     finally:
         if proc.poll() is None:
             proc.kill()
+        for pid in pids(home).values() if (home / "state.json").exists() else []:
+            if alive(pid):  # never leave a failed run's processes behind
+                os.killpg(pid, signal.SIGKILL)
     assert proc.returncode == 0, out
     assert "Stopped 3 processes" in out
     assert not [n for n, p in running.items() if alive(p)]
