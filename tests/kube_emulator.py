@@ -14,6 +14,7 @@ import datetime
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +65,8 @@ class ApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     namespaces: set[str] = attrs.field(factory=lambda: {"default"})
     """Namespaces that exist besides those of stored objects."""
+    created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict)
+    """(plural, namespace, name) -> time.monotonic() when the create arrived (for timings)."""
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # KMock 0.8 cannot parse the cluster-level path /api/v1/namespaces (kopf lists and
@@ -152,6 +155,10 @@ class ApiServer(kmock.KubernetesEmulator):
         )
         if self._has_status(request.resource):  # type: ignore[arg-type]
             data.pop("status", None)
+        if request.resource is not None and request.resource.plural:
+            self.created_at[
+                (request.resource.plural, meta.get("namespace"), meta.get("name", ""))
+            ] = time.monotonic()
         return _with_data(request, data)
 
     def _stamp_update(self, request: rendering.Request) -> rendering.Request:
