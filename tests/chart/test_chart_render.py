@@ -144,7 +144,7 @@ def test_production_values(render: Render) -> None:
     assert pdb["spec"]["selector"] == sts["spec"]["selector"]
     (monitor,) = by_kind(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"  # the operator's own metrics
 
 
 def test_crds_switches(render: Render) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import REGISTRY
 
 from chroma_operator.api.validate import parse_cluster
 from chroma_operator.build import Owner, build_all
@@ -91,6 +92,13 @@ async def test_apply_quickstart_creates_everything_and_becomes_ready(
             "encoder": "http://quickstart-encoder.search.svc.cluster.local:8080",
         }
         assert [s["readyReplicas"] for s in status["shards"]] == [1, 1]
+    # The operator's own metrics (served by `run --metrics-port`) counted the work.
+    assert (
+        REGISTRY.get_sample_value("chroma_operator_reconcile_total", {"result": "ok"}) or 0
+    ) >= 1
+    assert (
+        REGISTRY.get_sample_value("chroma_operator_child_writes_total", {"verb": "create"}) or 0
+    ) >= 8
 
 
 CHILD_PLURALS = {

@@ -19,6 +19,7 @@ from chroma_operator.reconcile.rbac import cluster_scoped_rules, operator_rules
 Manifest = dict[str, Any]
 
 HEALTH_PORT = 8080
+METRICS_PORT = 8081
 HEALTH_PATH = "/healthz"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 MANAGED_BY = "chroma-operator-install"
@@ -81,6 +82,8 @@ def operator_args(opts: InstallOptions) -> list[str]:
         opts.peering_name,
         "--liveness",
         f"http://0.0.0.0:{HEALTH_PORT}{HEALTH_PATH}",
+        "--metrics-port",
+        str(METRICS_PORT),
         "--log-format",
         "json",
     ]
@@ -107,7 +110,10 @@ def pod_template(opts: InstallOptions) -> dict[str, Any]:
         ]
     container.update(
         {
-            "ports": [{"name": "http", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            ],
             "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
             "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
             "resources": opts.resources,
@@ -199,7 +205,7 @@ def build_rbac(opts: InstallOptions) -> list[Manifest]:
 
 
 def build_service(opts: InstallOptions) -> Manifest:
-    """The operator's health port, for monitoring and the HA StatefulSet's serviceName."""
+    """The operator's health and metrics ports (also the HA StatefulSet's serviceName)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -208,7 +214,13 @@ def build_service(opts: InstallOptions) -> Manifest:
             "type": "ClusterIP",
             "selector": selector_labels(opts),
             "ports": [
-                {"name": "http", "port": HEALTH_PORT, "targetPort": "http", "protocol": "TCP"}
+                {"name": "http", "port": HEALTH_PORT, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "metrics",
+                    "port": METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                },
             ],
         },
     }

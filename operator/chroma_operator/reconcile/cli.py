@@ -30,6 +30,9 @@ def command(
     liveness: str | None = typer.Option(
         "http://0.0.0.0:8080/healthz", "--liveness", help="Liveness endpoint URL ('' to disable)"
     ),
+    metrics_port: int = typer.Option(
+        8081, "--metrics-port", help="Serve the operator's Prometheus metrics here (0: off)"
+    ),
     log_format: LogFormat = typer.Option(LogFormat.json, "--log-format", help="plain or json"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
     context: str | None = typer.Option(
@@ -49,6 +52,10 @@ def command(
         log_format=kopf.LogFormat.JSON if log_format is LogFormat.json else kopf.LogFormat.PLAIN,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     registry = kopf.OperatorRegistry()
     register(registry, KubeConfig.discover(context))
     kopf.run(

@@ -23,7 +23,7 @@ from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.tuning import front_url
-from chroma_operator.reconcile import rollout, slo_loop, tuning
+from chroma_operator.reconcile import metrics, rollout, slo_loop, tuning
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
@@ -139,14 +139,18 @@ def _skipped_message(skipped: list[Manifest]) -> str:
     return f"skipped {', '.join(kinds)}: the Prometheus Operator CRDs are not installed"
 
 
-async def reconcile(
-    ctx: Context, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]
-) -> None:
+async def reconcile(ctx: Context, namespace: str, name: str, logger: Logger) -> None:
     """Make the cluster's children match its spec and publish what is observed."""
+    with metrics.RECONCILE_SECONDS.time():
+        outcome = await _reconcile(ctx, namespace, name, logger)
+    metrics.RECONCILES.labels(result=outcome).inc()
+
+
+async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) -> str:
     async with ctx.lock(namespace, name):
         body = await _fresh(ctx, namespace, name)
         if body is None:
-            return
+            return "gone"
         previous: Obj = dict(body.get("status") or {})
         generation = body.get("metadata", {}).get("generation")
         now = utcnow()
@@ -156,7 +160,7 @@ async def reconcile(
             status, events = st.failed_status(previous, parsed.problems, generation, now)
             await _publish(ctx, body, previous, status)
             _emit(body, events)
-            return
+            return "invalid"
         spec = parsed.spec
         built_for = previous.get("shardCount")
         if built_for is not None and built_for != spec.shards:
@@ -167,7 +171,7 @@ async def reconcile(
             status, events = st.refused_status(previous, RESHARDING, message, generation, now)
             await _publish(ctx, body, previous, status)
             _emit(body, events)
-            return
+            return "refused"
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
         tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
         restarts = {int(k): str(v) for k, v in (previous.get("shardRestarts") or {}).items()}
@@ -216,6 +220,14 @@ async def reconcile(
             )
         await _publish(ctx, body, previous, status)
         _emit(body, _sync_events(result) + events)
+        for verb, keys in (
+            ("create", result.created),
+            ("patch", result.patched),
+            ("delete", result.deleted),
+        ):
+            if keys:
+                metrics.CHILD_WRITES.labels(verb=verb).inc(len(keys))
+        return "failed" if result.failed else "ok"
 
 
 async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
@@ -282,6 +294,7 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
         result = tuning.parse_result(tuning.termination_message(pods))
         record, ok, reason, message = tuning.tuning_outcome(job_name, result)
+        metrics.TUNING_RESULTS.labels(outcome="tuned" if ok else reason).inc()
         events = [
             st.Event("Normal" if ok else "Warning", "Tuned" if ok else "TuningFailed", message)
         ]
