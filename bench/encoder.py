@@ -306,7 +306,14 @@ def main() -> None:
         default=6.0,
         help="length of each offline window (one before, one after each scenario)",
     )
-    ap.add_argument("--max-batch-size", type=int, default=None)
+    from chroma_operator.api.models import Batching
+
+    ap.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=Batching().max_batch_size,
+        help="texts per forward pass [default: what a ChromaCluster's encoder runs with]",
+    )
     ap.add_argument("--max-batch-delay-ms", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
