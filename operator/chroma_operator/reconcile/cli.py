@@ -52,12 +52,31 @@ def command(
         log_format=kopf.LogFormat.JSON if log_format is LogFormat.json else kopf.LogFormat.PLAIN,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = KubeConfig.discover(context)
+    except Exception as exc:  # the kubernetes loader raises several kinds; all mean the same
+        typer.secho(
+            f"error: no Kubernetes credentials ({exc}). Run inside a cluster with a service "
+            "account, or point KUBECONFIG at a kubeconfig (--context picks a context).",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(code=2) from None
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port)
+        try:
+            start_http_server(metrics_port)
+        except OSError as exc:
+            typer.secho(
+                f"error: cannot serve metrics on port {metrics_port} ({exc.strerror}); "
+                "choose another with --metrics-port (0 turns it off)",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(code=2) from None
     registry = kopf.OperatorRegistry()
-    register(registry, KubeConfig.discover(context))
+    register(registry, config)
     kopf.run(
         registry=registry,
         clusterwide=all_namespaces,
