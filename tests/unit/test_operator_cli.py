@@ -52,3 +52,32 @@ def test_metrics_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"port {port}" in out.stderr and "--metrics-port" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_router_refuses_a_missing_or_broken_topology(tmp_path: Path) -> None:
+    def router(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chroma_operator",
+                "router",
+                "--topology",
+                str(path),
+                "--port",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": SOURCE_ROOT},
+            timeout=60,
+            check=False,
+        )
+
+    missing = router(tmp_path / "none.json")
+    assert missing.returncode == 2 and "cannot read topology" in missing.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"cluster": "x"}')
+    bad = router(broken)
+    assert bad.returncode == 2 and "is not a valid topology" in bad.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +37,19 @@ def command(
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from pydantic import ValidationError
+
+    from chroma_operator.topology import Topology
+
+    try:  # refuse a missing or broken file up front, in one line
+        Topology.from_json(Path(topology).read_bytes())
+    except OSError as exc:
+        typer.secho(f"error: cannot read topology {topology}: {exc.strerror}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+    except (ValueError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        typer.secho(f"error: {topology} is not a valid topology: {first}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
     app = create_app(topology, reload_interval=reload_interval)
     uvicorn.run(
         app,
