@@ -1,4 +1,4 @@
-"""`chroma-operator run` refuses what it cannot work with, in one line, without a traceback."""
+"""The long-running commands refuse what they cannot work with: one line, no traceback."""
 
 from __future__ import annotations
 
