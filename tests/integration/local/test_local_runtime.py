@@ -33,6 +33,19 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     )
 
 
+def up_quickstart(repo_root: Path, home: Path, port: int) -> subprocess.CompletedProcess[str]:
+    return cli(
+        "local",
+        "up",
+        str(repo_root / "examples/quickstart.yaml"),
+        "--dir",
+        str(home),
+        "--port",
+        str(port),
+        "--detach",
+    )
+
+
 def pids(home: Path) -> dict[str, int]:
     state = json.loads((home / "state.json").read_text())
     return {name: p["pid"] for name, p in state["processes"].items()}
@@ -55,16 +68,7 @@ def cluster(
     port = free_port()
     while any(not _free(p) for p in range(port, port + 4)):
         port = free_port()
-    up = cli(
-        "local",
-        "up",
-        str(repo_root / "examples/quickstart.yaml"),
-        "--dir",
-        str(home),
-        "--port",
-        str(port),
-        "--detach",
-    )
+    up = up_quickstart(repo_root, home, port)
     assert up.returncode == 0, up.stderr + up.stdout
     try:
         yield home, port
@@ -114,16 +118,7 @@ def test_dead_shard_shows_in_status_and_up_restarts_only_it(
         time.sleep(0.1)
     status = cli("local", "status", "--dir", str(home))
     assert status.returncode == 1 and "down" in status.stdout
-    again = cli(
-        "local",
-        "up",
-        str(repo_root / "examples/quickstart.yaml"),
-        "--dir",
-        str(home),
-        "--port",
-        str(port),
-        "--detach",
-    )
+    again = up_quickstart(repo_root, home, port)
     assert again.returncode == 0, again.stderr
     after = pids(home)
     assert after["shard-1-0"] != before["shard-1-0"]
@@ -144,16 +139,7 @@ def test_down_leaves_no_process_and_up_finds_the_data(
     down = cli("local", "down", "--dir", str(home))
     assert down.returncode == 0 and "data kept" in down.stdout
     assert not [n for n, p in running.items() if alive(p)]
-    up = cli(
-        "local",
-        "up",
-        str(repo_root / "examples/quickstart.yaml"),
-        "--dir",
-        str(home),
-        "--port",
-        str(port),
-        "--detach",
-    )
+    up = up_quickstart(repo_root, home, port)
     assert up.returncode == 0, up.stderr
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
     assert client.get_collection("durable").count() == 50
