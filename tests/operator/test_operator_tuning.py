@@ -89,26 +89,7 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
         )
         job = jobs[0]["metadata"]["name"]
         assert job.startswith("search-tune-")
-        # No kubelet here: write what the Job's Pod and the Job controller would.
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": f"{job}-x1", "namespace": NS, "labels": {"job-name": job}},
-            "spec": {"containers": [{"name": "tune", "image": "x"}]},
-        }
-        await kube._call("POST", f"/api/v1/namespaces/{NS}/pods", json=pod)
-        terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(RESULT)}
-        await kube._call(
-            "PATCH",
-            f"/api/v1/namespaces/{NS}/pods/{job}-x1/status",
-            headers={"Content-Type": "application/merge-patch+json"},
-            json={
-                "status": {
-                    "containerStatuses": [{"name": "tune", "state": {"terminated": terminated}}]
-                }
-            },
-        )
-        await kube.patch_status("batch/v1", "Job", NS, job, {"succeeded": 1})
+        await _finish(kube, job, RESULT)
 
         tuned = await eventually(
             lambda: kube.get(API, "ChromaCluster", NS, "search"),
@@ -152,11 +133,42 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
                     "readyReplicas": 1,
                 },
             )
+        # Once every shard is back, a verify Job measures what clients get now.
+        verify_jobs = await eventually(
+            lambda: kube.list("batch/v1", "Job", NS, {"app.kubernetes.io/component": "tuner"}),
+            lambda items: any(j["metadata"]["name"].startswith("search-verify-") for j in items),
+        )
+        verify = next(j for j in verify_jobs if j["metadata"]["name"].startswith("search-verify-"))
+        args = verify["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--verify" in args and args[args.index("--collection") + 1] == "docs"
+        measured = {
+            "v": 1,
+            "status": "ok",
+            "reason": None,
+            "message": "live",
+            "collection": "docs",
+            "verify": {
+                "efSearch": 40,
+                "exactTruth": True,
+                "recall": 0.958,
+                "p50Ms": 1.2,
+                "p99Ms": 3.1,
+            },
+        }
+        await _finish(kube, verify["metadata"]["name"], measured)
         done = await eventually(
             lambda: kube.get(API, "ChromaCluster", NS, "search"),
             lambda c: c["status"]["tuning"]["applied"].get("indexReload") == "done",
         )
         assert done["status"]["shardRestarts"] == {"0": token, "1": token}
+        verified = done["status"]["tuning"]["applied"]["verified"]
+        assert (
+            verified["ok"] is True
+            and verified["recall"] == 0.958
+            and verified["predicted"] == 0.961
+        )
+        cond = next(c for c in done["status"]["conditions"] if c["type"] == "Tuned")
+        assert cond["status"] == "True" and cond["reason"] == "Verified"
     events = [
         o.raw
         for (r, _, _), o in apiserver.objects.items()
@@ -164,6 +176,7 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
     ]
     assert any(e["reason"] == "Tuned" and e["type"] == "Normal" for e in events)
     assert any(e["reason"] == "IndexReloaded" for e in events)
+    assert any(e["reason"] == "TuningVerified" for e in events)
     # The modify reached every real shard.
     for shard in shards:
         client = chromadb.HttpClient(host="127.0.0.1", port=shard.port)
@@ -175,3 +188,26 @@ def _restart_token(sts: dict[str, Any] | None) -> str | None:
     template = (sts or {}).get("spec", {}).get("template", {}).get("metadata", {})
     token = (template.get("annotations") or {}).get("chroma.operator.dev/restarted-at")
     return str(token) if token else None
+
+
+async def _finish(kube: Kube, job: str, result: dict[str, Any]) -> None:
+    """No kubelet or Job controller here: write what they would for a finished Job."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{job}-x1", "namespace": NS, "labels": {"job-name": job}},
+        "spec": {"containers": [{"name": "tuner", "image": "x"}]},
+    }
+    await kube._call("POST", f"/api/v1/namespaces/{NS}/pods", json=pod)
+    terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(result)}
+    await kube._call(
+        "PATCH",
+        f"/api/v1/namespaces/{NS}/pods/{job}-x1/status",
+        headers={"Content-Type": "application/merge-patch+json"},
+        json={
+            "status": {
+                "containerStatuses": [{"name": "tuner", "state": {"terminated": terminated}}]
+            }
+        },
+    )
+    await kube.patch_status("batch/v1", "Job", NS, job, {"succeeded": 1})

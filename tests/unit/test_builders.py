@@ -248,3 +248,34 @@ def test_owner_is_namespaced_by_resource_or_default() -> None:
     doc = _cluster({})
     del doc["metadata"]["namespace"]
     assert owner_of(parse_cluster(doc), "other").namespace == "other"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_rollout_and_verify_job_from_status(version: str) -> None:
+    """What status asks for (a restart token per shard, a verify Job) the builders build."""
+    cluster = parse_cluster(
+        _cluster({"shards": 2, "tuning": {"collection": "docs", "apply": "efSearch"}})
+    )
+    owner = owner_of(cluster, "default", "0f6a3c1e-1111-4c2b-9a55-5b0c9d1f0a01")
+    objs = _by_key(
+        build_all(
+            cluster,
+            owner,
+            {"ef_search": 40},
+            {0: "2026-11-25T14:00:00Z"},
+            ("2026-11-25T14:00:00Z", "docs"),
+        )
+    )
+    tmpl0 = objs[("StatefulSet", "c-shard-0")]["spec"]["template"]["metadata"]["annotations"]
+    tmpl1 = objs[("StatefulSet", "c-shard-1")]["spec"]["template"]["metadata"]["annotations"]
+    assert tmpl0["chroma.operator.dev/restarted-at"] == "2026-11-25T14:00:00Z"
+    assert "chroma.operator.dev/restarted-at" not in tmpl1
+    topo = Topology.from_json(objs[("ConfigMap", "c-config")]["data"][TOPOLOGY_KEY])
+    assert topo.hnsw.ef_search == 40  # the applied value, for collections created from now on
+    (job,) = [m for k, m in objs.items() if k[0] == "Job"]
+    assert job["metadata"]["name"].startswith("c-verify-")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert (
+        args[:3] == ["tune", "--url", "http://c.ns.svc.cluster.local:8000"] and "--verify" in args
+    )
+    validate_manifest(job, version)

@@ -10,7 +10,7 @@ from chroma_operator.build.monitoring import build_monitoring
 from chroma_operator.build.naming import TUNE_ANNOTATION
 from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
-from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job
+from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
 
 __all__ = ["Manifest", "Owner", "build_all", "owner_of"]
 
@@ -24,12 +24,14 @@ def build_all(
     owner: Owner,
     tuned_hnsw: dict[str, int] | None = None,
     restarts: dict[int, str] | None = None,
+    verify: tuple[str, str] | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
     `tuned_hnsw` (snake_case HNSW fields a tuning run applied, kept in status) overrides
     the spec's HNSW defaults for collections created from now on; the spec is untouched.
-    `restarts` maps shard index to a restart token (a rolling restart, one shard at a time).
+    `restarts` maps shard index to a restart token (a rolling restart, one shard at a time);
+    `verify` (token, collection) asks for the Job that measures the result once loaded.
     """
     spec = cluster.spec
     topo_spec = spec
@@ -53,5 +55,7 @@ def build_all(
     request = (extra.get("annotations") or {}).get(TUNE_ANNOTATION)
     if request:
         out.append(build_tuning_job(owner, spec, str(request)))
+    if verify is not None:
+        out.append(build_verify_job(owner, spec, *verify))
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

@@ -25,6 +25,7 @@ TTL_SECONDS_AFTER_FINISHED = 86_400
 """Finished Jobs stay a day: long enough for the operator to read the result back."""
 ACTIVE_DEADLINE_SECONDS = 4 * 3600
 REQUEST_HASH_LENGTH = 10
+VERIFY_ANNOTATION = f"{naming.ANNOTATION_PREFIX}/verify"
 
 
 def tune_cronjob_name(cluster: str) -> str:
@@ -72,13 +73,39 @@ def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
     return args
 
 
-def _pod_template(owner: Owner, spec: ChromaClusterSpec) -> dict[str, Any]:
+def verify_args(owner: Owner, spec: ChromaClusterSpec, collection: str) -> list[str]:
+    """`tune --verify`: the live recall and latency once an applied result is loaded."""
+    t = spec.tuning
+    return [
+        "tune",
+        "--url",
+        front_url(owner),
+        "--collection",
+        collection,
+        "--verify",
+        "--k",
+        str(t.k),
+        "--target-recall",
+        str(t.target_recall),
+        "--sample",
+        str(t.sample_size),
+        "--queries",
+        str(t.queries),
+        "--report",
+        f"{REPORT_DIR}/verify.json",
+        "--no-progress",
+    ]
+
+
+def _pod_template(
+    owner: Owner, spec: ChromaClusterSpec, args: list[str] | None = None
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": COMPONENT,
         # The tuner ships in the operator/router image (one slim image for all three).
         "image": router_image(spec),
         "imagePullPolicy": spec.image_pull_policy,
-        "args": tune_args(owner, spec),
+        "args": args if args is not None else tune_args(owner, spec),
         "env": [
             {"name": "HOME", "value": "/tmp"},
             {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
@@ -108,7 +135,9 @@ def _pod_template(owner: Owner, spec: ChromaClusterSpec) -> dict[str, Any]:
     }
 
 
-def _job_spec(owner: Owner, spec: ChromaClusterSpec) -> dict[str, Any]:
+def _job_spec(
+    owner: Owner, spec: ChromaClusterSpec, args: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "backoffLimit": BACKOFF_LIMIT,
         "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
@@ -130,7 +159,7 @@ def _job_spec(owner: Owner, spec: ChromaClusterSpec) -> dict[str, Any]:
                 },
             ]
         },
-        "template": _pod_template(owner, spec),
+        "template": _pod_template(owner, spec, args),
     }
 
 
@@ -168,4 +197,23 @@ def build_tuning_job(owner: Owner, spec: ChromaClusterSpec, request: str) -> Man
             annotations={naming.TUNE_ANNOTATION: request},
         ),
         "spec": _job_spec(owner, spec),
+    }
+
+
+def build_verify_job(
+    owner: Owner, spec: ChromaClusterSpec, token: str, collection: str
+) -> Manifest:
+    """Job `X-verify-<hash>`: measures what clients get after an applied tuning result has
+    been loaded by every shard (`token` names that rollout)."""
+    digest = content_hash({"verify": token, "collection": collection})[:REQUEST_HASH_LENGTH]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(
+            owner,
+            f"{owner.name}-verify-{digest}",
+            COMPONENT,
+            annotations={VERIFY_ANNOTATION: token},
+        ),
+        "spec": _job_spec(owner, spec, verify_args(owner, spec, collection)),
     }

@@ -22,7 +22,7 @@ from chroma_operator.build import build_all
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
-from chroma_operator.build.tuning import front_url
+from chroma_operator.build.tuning import VERIFY_ANNOTATION, front_url
 from chroma_operator.reconcile import metrics, rollout, slo_loop, tuning
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
@@ -184,7 +184,12 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             restarts, rolling = rollout.advance(
                 applied, restarts, spec.shards, spec.replicas, live_sts, name
             )
-        desired, skipped = await _installable(ctx.kube, build_all(parsed, owner, tuned, restarts))
+        verify = None
+        if rolling == "done" or applied.get("indexReload") == "verifying":
+            verify = (str(applied["at"]), str(applied["collection"]))
+        desired, skipped = await _installable(
+            ctx.kube, build_all(parsed, owner, tuned, restarts, verify)
+        )
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
             logger.info(
@@ -210,12 +215,16 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         if restarts:
             status["shardRestarts"] = {str(i): t for i, t in sorted(restarts.items())}
         if rolling == "done":
-            status["tuning"] = {**previous["tuning"], "applied": {**applied, "indexReload": "done"}}
+            status["tuning"] = {
+                **previous["tuning"],
+                "applied": {**applied, "indexReload": "verifying"},
+            }
             events.append(
                 st.Event(
                     "Normal",
                     "IndexReloaded",
-                    f"every shard restarted with efSearch {applied.get('efSearch')}",
+                    f"every shard restarted with efSearch {applied.get('efSearch')}; "
+                    "measuring what clients get now",
                 )
             )
         await _publish(ctx, body, previous, status)
@@ -281,6 +290,8 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
     Returns True when something new was recorded (the caller then reconciles, so the
     topology's defaults follow what was applied)."""
     job_name = job["metadata"]["name"]
+    if (job["metadata"].get("annotations") or {}).get(VERIFY_ANNOTATION):
+        return await record_verification(ctx, namespace, name, job)
     async with ctx.lock(namespace, name):
         body = await _fresh(ctx, namespace, name)
         if body is None:
@@ -332,6 +343,51 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
         )
         await _publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
         _emit(body, events)
+        return True
+
+
+async def record_verification(
+    ctx: Context, namespace: str, name: str, job: Mapping[str, Any]
+) -> bool:
+    """The verify Job's live measurement into status.tuning.applied.verified (DESIGN §6:
+    report an applied efSearch only once what clients get has been measured)."""
+    async with ctx.lock(namespace, name):
+        body = await _fresh(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        record = dict(previous.get("tuning") or {})
+        applied = dict(record.get("applied") or {})
+        if applied.get("indexReload") != "verifying":
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
+        result = tuning.parse_result(tuning.termination_message(pods))
+        verdict = tuning.verification(record, result)
+        applied.update(indexReload="done", verified=verdict)
+        record["applied"] = applied
+        ok = bool(verdict.get("ok"))
+        message = str(verdict.get("message", ""))
+        metrics.TUNING_RESULTS.labels(outcome="verified" if ok else "not-verified").inc()
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            tuning.TUNED,
+            ok,
+            "Verified" if ok else "NotVerified",
+            message,
+            utcnow(),
+            previous.get("observedGeneration"),
+        )
+        await _publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
+        _emit(
+            body,
+            [
+                st.Event(
+                    "Normal" if ok else "Warning",
+                    "TuningVerified" if ok else "TuningNotVerified",
+                    message,
+                )
+            ],
+        )
         return True
 
 

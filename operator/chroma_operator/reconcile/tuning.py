@@ -69,6 +69,35 @@ def tuning_outcome(job_name: str, result: Obj | None) -> tuple[Obj, bool, str, s
     return tuning, False, "".join(w.capitalize() for w in reason.split("-")), message
 
 
+VERIFY_TOLERANCE = 0.01
+"""Live recall may sit this far under the target (plus twice the tuner's standard error)."""
+
+
+def verification(tuning: Mapping[str, Any], result: Obj | None) -> Obj:
+    """Compare the live measurement after the restart with what the tuner predicted."""
+    chosen = tuning.get("chosen") or {}
+    if result is None or result.get("status") != "ok" or not result.get("verify"):
+        reason = (result or {}).get("message") or "the verify Job left no readable result"
+        return {"ok": False, "message": f"could not verify the applied efSearch: {reason}"}
+    live = result["verify"]
+    target = float(tuning.get("targetRecall") or 0.0)
+    slack = VERIFY_TOLERANCE + 2 * float(chosen.get("recallStdErr") or 0.0)
+    ok = float(live["recall"]) >= target - slack
+    message = (
+        f"live recall@{tuning.get('k')} {live['recall']} at efSearch {live.get('efSearch')} "
+        f"(predicted {chosen.get('recall')}, target {target}); p50 {live.get('p50Ms')} ms"
+    )
+    return {
+        "ok": ok,
+        "recall": live["recall"],
+        "predicted": chosen.get("recall"),
+        "efSearch": live.get("efSearch"),
+        "p50Ms": live.get("p50Ms"),
+        "p99Ms": live.get("p99Ms"),
+        "message": message if ok else "below target after the restart: " + message,
+    }
+
+
 async def apply_ef_search(
     router_url: str, collection: str, ef_search: int, headers: Mapping[str, str] | None = None
 ) -> None:

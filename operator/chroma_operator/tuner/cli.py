@@ -89,6 +89,12 @@ def command(
     live: bool = typer.Option(
         False, help="Also try each efSearch on the live collection (restored afterwards)"
     ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="No sweep: measure the live collection's recall and latency as it is now "
+        "(after a tuning result was applied and the shards restarted)",
+    ),
     token: str | None = typer.Option(None, envvar="CHROMA_TOKEN", help="Bearer token for Chroma"),
     threads: int | None = typer.Option(None, min=1, help="Index build threads (all cores)"),
     repeats: int = typer.Option(2, min=1, help="Timed runs per query (fastest kept)"),
@@ -124,6 +130,7 @@ def command(
         queries=queries,
         query_file=query_file,
         live=live,
+        verify=verify,
         token=token,
         threads=threads,
         repeats=repeats,

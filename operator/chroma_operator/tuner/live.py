@@ -64,6 +64,18 @@ def _run_queries(
     return ids, stats
 
 
+def stored_ef(client: Any, name: str) -> int | None:
+    """The collection's stored ef_search (what a freshly loaded index uses)."""
+    return _stored_ef(client, name)
+
+
+def measure_now(
+    collection: Any, queries: F32, k: int, space: Space, truth: Truth
+) -> tuple[list[list[str]], dict[str, float]]:
+    """Recall and latency of the collection as it is, end to end (no change made)."""
+    return _run_queries(collection, queries, k, space, truth)
+
+
 def live_sweep(
     client: Any,
     collection: Any,

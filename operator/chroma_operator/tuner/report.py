@@ -52,6 +52,7 @@ class Report:
     points: list[Point] = field(default_factory=list)
     choice: Choice | None = None
     live: dict[str, Any] | None = None
+    verify: dict[str, Any] | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def fail(self, reason: str, message: str) -> None:
@@ -86,6 +87,7 @@ class Report:
             "chosen": choice.point.to_json() if choice and choice.point else None,
             "best": choice.best.to_json() if choice and choice.best else None,
             "live": self.live,
+            "verify": self.verify,
             "timingsSeconds": {k: round(v, 3) for k, v in self.timings_s.items()},
         }
 
@@ -128,6 +130,8 @@ def compact(report: Report, limit: int = COMPACT_LIMIT) -> dict[str, Any]:
             for p in (choice.front if choice else [])
         ],
     }
+    if report.verify is not None:
+        out["verify"] = report.verify
     if report.live is not None:
         out["live"] = {
             key: report.live.get(key) for key in ("effective", "restored", "original", "note")

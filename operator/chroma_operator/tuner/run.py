@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,8 @@ class Options:
     queries: int = 500
     query_file: Path | None = None
     live: bool = False
+    verify: bool = False
+    """Measure recall and latency of the live collection as it is now; no sweep."""
     token: str | None = None
     threads: int | None = None
     repeats: int = 2
@@ -140,6 +143,10 @@ def _run(opts: Options, report: Report) -> None:
     queries = prepare(query_raw, info.space)
     report.base_size, report.queries = len(base), len(queries)
 
+    if opts.verify:
+        _verify(opts, report, collection, client, sample, query_raw, info.space, info.count)
+        return
+
     t0 = time.perf_counter()
     truth = exact_topk(base, queries, opts.k, info.space)
     report.truth_device = truth.device
@@ -186,6 +193,38 @@ def _run(opts: Options, report: Report) -> None:
         report.status, report.reason, report.message = "ok", None, choice.reason
     else:
         report.status, report.reason, report.message = "failed", "target-not-reached", choice.reason
+
+
+def _verify(
+    opts: Options,
+    report: Report,
+    collection: Any,
+    client: Any,
+    sample: Any,
+    query_raw: np.ndarray,
+    space: Any,
+    count: int,
+) -> None:
+    """After a tuning run was applied and the shards restarted: what recall and latency do
+    clients get now? Scored against exact top-k over the sample (exact when the sample is
+    the whole collection, otherwise an upper bound)."""
+    t0 = time.perf_counter()
+    everything = prepare(sample.vectors, space)
+    queries = np.ascontiguousarray(query_raw, dtype=np.float32)
+    truth = exact_topk(everything, prepare(queries, space), opts.k, space)
+    _, stats = live_mode.measure_now(collection, queries, opts.k, space, truth)
+    report.verify = {
+        "efSearch": live_mode.stored_ef(client, collection.name),
+        "exactTruth": len(sample.ids) >= count,
+        **{k: round(v, 4) for k, v in stats.items()},
+    }
+    _timed(report, "verify", t0)
+    report.finished = now_iso()
+    report.status, report.reason = "ok", None
+    report.message = (
+        f"live recall@{opts.k} {stats['recall']:.4f}, p50 {stats['p50Ms']:.2f} ms "
+        f"at ef_search {report.verify['efSearch']}"
+    )
 
 
 def _load_queries(path: Path) -> np.ndarray:
