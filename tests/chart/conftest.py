@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
 import yaml
 
-CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "chroma-operator"
-PRODUCTION_VALUES = CHART_DIR / "ci" / "production-values.yaml"
-RELEASE = "chroma-operator"
-NAMESPACE = "chroma-operator"
-
-Render = Callable[..., list[dict[str, Any]]]
-
-
-def production_values() -> dict[str, Any]:
-    values: dict[str, Any] = yaml.safe_load(PRODUCTION_VALUES.read_text())
-    return values
-
-
-SCENARIOS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "namespaced": {"watchNamespaces": ["search", "team-a"]},
-    "production": production_values(),
-}
+from chart_values import CHART_DIR, NAMESPACE, RELEASE, Render
 
 
 @pytest.fixture(scope="session")

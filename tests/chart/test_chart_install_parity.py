@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from chart_values import NAMESPACE, RELEASE, Render
 from chroma_operator.cli import app
-from conftest import NAMESPACE, RELEASE, Render
 
 # What only says who installed an object (Helm or the plain manifests), not what it is.
 INSTALLER_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by"}

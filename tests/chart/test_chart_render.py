@@ -12,10 +12,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from chart_values import CHART_DIR, SCENARIOS, Render, production_values
 from chroma_operator.install.chart_files import stale_files
 from chroma_operator.install.peering import peering_crds
 from chroma_operator.reconcile.rbac import cluster_scoped_rules, operator_rules
-from conftest import CHART_DIR, SCENARIOS, Render, production_values
 from manifests import validate_manifest, validate_metadata
 
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]

@@ -12,8 +12,8 @@ from chroma_operator.api.validate import parse_cluster
 from chroma_operator.build import Owner, build_all
 from chroma_operator.build.naming import SPEC_HASH_ANNOTATION
 from chroma_operator.reconcile.kube import Kube
-from conftest import cluster_doc, eventually, kubectl_apply
 from kube_emulator import ApiServer, running_operator
+from kubectl import cluster_doc, eventually, kubectl_apply
 
 NS = "search"
 API = "chroma.operator.dev/v1alpha1"
@@ -225,7 +225,9 @@ async def test_spec_changes_patch_only_what_changed(
         )
         assert dep is not None and dep["spec"]["replicas"] == 3
         assert await kube.get("v1", "Service", NS, "quickstart-encoder") is not None
-        assert events_for(apiserver, "Deleted") and events_for(apiserver, "Updated")
+        # kopf posts Events from a queue: wait for them while the operator still runs.
+        await eventually(lambda: _events(apiserver, "Deleted"), lambda e: len(e) > 0)
+        await eventually(lambda: _events(apiserver, "Updated"), lambda e: len(e) > 0)
 
 
 async def test_invalid_spec_fails_naming_the_field_and_writes_nothing(
@@ -237,6 +239,8 @@ async def test_invalid_spec_fails_naming_the_field_and_writes_nothing(
         failed = await eventually(
             lambda: get_cluster(kube, "broken"), lambda c: status_of(c).get("phase") == "Failed"
         )
+        # kopf posts Events from a queue: wait for it while the operator still runs.
+        await eventually(lambda: _events(apiserver, "InvalidSpec"), lambda e: len(e) > 0)
     status = status_of(failed)
     assert status["reason"] == "InvalidSpec"
     assert "spec.shards: must be >= 1" in status["message"]

@@ -12,8 +12,8 @@ import yaml
 
 from chroma_operator.reconcile.kube import Kube
 from chroma_operator.reconcile.rbac import cluster_scoped_rules, operator_rules
-from conftest import TEST_CLIENT, kubectl_apply
 from kube_emulator import ApiServer, running_operator
+from kubectl import TEST_CLIENT, kubectl_apply
 
 API = "chroma.operator.dev/v1alpha1"
 NAMESPACES = ["team-a", "team-b", "team-c", "team-d"]

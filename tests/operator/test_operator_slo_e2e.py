@@ -13,8 +13,8 @@ import pytest
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.reconcile.kube import Kube
-from conftest import cluster_doc, eventually, kubectl_apply
 from kube_emulator import ApiServer, running_operator
+from kubectl import cluster_doc, eventually, kubectl_apply
 from router_harness import RouterProcess, make_topology, start_servers
 from slow_proxy import DelayProxy
 

@@ -14,8 +14,8 @@ from chroma_operator.build.naming import TUNE_ANNOTATION
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.reconcile.kube import Kube
 from chroma_operator.topology import Topology
-from conftest import cluster_doc, eventually, kubectl_apply
 from kube_emulator import ApiServer, running_operator
+from kubectl import cluster_doc, eventually, kubectl_apply
 from router_harness import RouterProcess, make_topology, start_servers
 
 NS = "tune"
@@ -169,14 +169,12 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
         )
         cond = next(c for c in done["status"]["conditions"] if c["type"] == "Tuned")
         assert cond["status"] == "True" and cond["reason"] == "Verified"
-    events = [
-        o.raw
-        for (r, _, _), o in apiserver.objects.items()
-        if r.plural == "events" and not o.deleted
-    ]
-    assert any(e["reason"] == "Tuned" and e["type"] == "Normal" for e in events)
-    assert any(e["reason"] == "IndexReloaded" for e in events)
-    assert any(e["reason"] == "TuningVerified" for e in events)
+        # kopf posts Events from a queue: wait for them while the operator still runs.
+        wanted = {"Tuned", "IndexReloaded", "TuningVerified"}
+        events = await eventually(
+            lambda: _events(apiserver), lambda evs: wanted <= {e["reason"] for e in evs}
+        )
+        assert next(e for e in events if e["reason"] == "Tuned")["type"] == "Normal"
     # The modify reached every real shard.
     for shard in shards:
         client = chromadb.HttpClient(host="127.0.0.1", port=shard.port)
@@ -211,3 +209,11 @@ async def _finish(kube: Kube, job: str, result: dict[str, Any]) -> None:
         },
     )
     await kube.patch_status("batch/v1", "Job", NS, job, {"succeeded": 1})
+
+
+async def _events(apiserver: ApiServer) -> list[dict[str, Any]]:
+    return [
+        o.raw
+        for (r, _, _), o in apiserver.objects.items()
+        if r.plural == "events" and not o.deleted
+    ]

@@ -71,23 +71,14 @@ def build_topology(
     encoder_url: str | None,
 ) -> Topology:
     """The topology routers read; endpoints are given so the same spec serves k8s and local."""
-    h = spec.hnsw
     return Topology(
         cluster=name,
         namespace=namespace,
         shards=[
             ShardTopology(index=i, endpoints=list(eps)) for i, eps in enumerate(shard_endpoints)
         ],
-        hnsw=HnswDefaults(
-            space=h.space,
-            max_neighbors=h.max_neighbors,
-            ef_construction=h.ef_construction,
-            ef_search=h.ef_search,
-            num_threads=h.num_threads,
-            batch_size=h.batch_size,
-            sync_threshold=h.sync_threshold,
-            resize_factor=h.resize_factor,
-        ),
+        # Same fields, same snake_case names: the topology carries the spec's HNSW as is.
+        hnsw=HnswDefaults(**spec.hnsw.model_dump()),
         router=RouterTopology(
             shard_timeout_seconds=spec.router.shard_timeout_seconds,
             partial_results=spec.router.partial_results,

@@ -43,13 +43,10 @@ def front_url(owner: Owner) -> str:
     return f"http://{host}:{naming.CHROMA_PORT}"
 
 
-def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
-    """The `chroma-operator tune` command line for the spec's tuning settings."""
+def _measure_args(spec: ChromaClusterSpec) -> list[str]:
+    """What both the sweep and the verification measure: recall@k on a held-out sample."""
     t = spec.tuning
-    args = ["tune", "--url", front_url(owner)]
-    if t.collection:
-        args += ["--collection", t.collection]
-    args += [
+    return [
         "--k",
         str(t.k),
         "--target-recall",
@@ -58,6 +55,18 @@ def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
         str(t.sample_size),
         "--queries",
         str(t.queries),
+    ]
+
+
+def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
+    """The `chroma-operator tune` command line for the spec's tuning settings."""
+    t = spec.tuning
+    args = ["tune", "--url", front_url(owner)]
+    if t.collection:
+        args += ["--collection", t.collection]
+    return [
+        *args,
+        *_measure_args(spec),
         "--grid",
         "M=" + ",".join(str(v) for v in t.grid.max_neighbors),
         "--grid",
@@ -70,12 +79,10 @@ def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
         f"{REPORT_DIR}/recall-latency.png",
         "--no-progress",
     ]
-    return args
 
 
 def verify_args(owner: Owner, spec: ChromaClusterSpec, collection: str) -> list[str]:
     """`tune --verify`: the live recall and latency once an applied result is loaded."""
-    t = spec.tuning
     return [
         "tune",
         "--url",
@@ -83,14 +90,7 @@ def verify_args(owner: Owner, spec: ChromaClusterSpec, collection: str) -> list[
         "--collection",
         collection,
         "--verify",
-        "--k",
-        str(t.k),
-        "--target-recall",
-        str(t.target_recall),
-        "--sample",
-        str(t.sample_size),
-        "--queries",
-        str(t.queries),
+        *_measure_args(spec),
         "--report",
         f"{REPORT_DIR}/verify.json",
         "--no-progress",

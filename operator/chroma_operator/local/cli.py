@@ -13,7 +13,7 @@ import typer
 
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.local.plan import DEFAULT_PORT, LocalPlan, plan_local
-from chroma_operator.local.supervisor import STATE_FILE, LocalError, Supervisor
+from chroma_operator.local.supervisor import LocalError, Supervisor
 
 app = typer.Typer(
     help="Run a ChromaCluster on this machine: real processes, same configs.", no_args_is_help=True
@@ -255,6 +255,3 @@ def demo_command(
     from chroma_operator.local.demo import run_demo
 
     run_demo(_plan_from_dir(_find_dir(name, directory)), limit=limit)
-
-
-__all__ = ["STATE_FILE", "app", "demo_command"]

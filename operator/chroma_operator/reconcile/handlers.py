@@ -174,7 +174,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             return "refused"
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
         tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
-        restarts = {int(k): str(v) for k, v in (previous.get("shardRestarts") or {}).items()}
+        restarts = shard_restarts(previous)
         applied = dict((previous.get("tuning") or {}).get("applied") or {})
         rolling: rollout.State = "idle"
         if applied.get("indexReload") == "pending":
@@ -257,11 +257,8 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         if previous.get("shardCount") not in (None, parsed.spec.shards):
             return False
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-        tuned = tuned_hnsw(parsed.spec.tuning.apply, previous.get("tuning"))
-        restarts = {int(k): str(v) for k, v in (previous.get("shardRestarts") or {}).items()}
-        live = await read_children(
-            ctx.kube, build_all(parsed, owner, tuned, restarts), STATUS_KINDS
-        )
+        # Only the children's names matter for reading their status.
+        live = await read_children(ctx.kube, build_all(parsed, owner), STATUS_KINDS)
         obs = st.observe(owner, parsed.spec, live)
         generation = previous.get("observedGeneration")
         status, events = st.next_status(previous, owner, parsed.spec, obs, generation, utcnow())
@@ -269,6 +266,11 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         _emit(body, events)
         applied = (previous.get("tuning") or {}).get("applied") or {}
         return bool(applied.get("indexReload") == "pending")
+
+
+def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
+    """Restart token per shard (status.shardRestarts, keyed by index as text)."""
+    return {int(k): str(v) for k, v in (status.get("shardRestarts") or {}).items()}
 
 
 def tuned_hnsw(apply: str, tuning: Mapping[str, Any] | None) -> dict[str, int] | None:

@@ -22,7 +22,7 @@ from chroma_operator.build.config import kubernetes_topology
 from chroma_operator.build.meta import Owner
 from chroma_operator.slo.alertmanager import AlertmanagerNotifier
 from chroma_operator.slo.scrape import metrics_urls, scrape_routers
-from chroma_operator.slo.status import CONDITION_TYPE, slo_update
+from chroma_operator.slo.status import slo_update
 from chroma_operator.slo.window import SloEvaluator
 
 Key = tuple[str, str]
@@ -135,6 +135,3 @@ async def run_forever(
             except Exception:  # one cluster's failure must not stop the others
                 log.exception("SLO evaluation of %s/%s failed", namespace, name)
         await asyncio.sleep(tick)
-
-
-__all__ = ["CONDITION_TYPE", "SloWatch", "evaluate", "run_forever"]

@@ -657,6 +657,35 @@ class Router:
         total = sum(int(r.json()) for r in replies.values())
         return json_response(total, headers=self.partial_headers(failed))
 
+    @staticmethod
+    def shard_bodies(
+        st: State, base: dict[str, Any], ids: list[str] | None
+    ) -> dict[int, dict[str, Any]]:
+        """A read's body per shard: by ids, only the owners (with their ids); else all."""
+        if ids is None:
+            return {s: base for s in range(st.pool.num_shards)}
+        return {
+            s: {**base, "ids": pick(ids, pos)}
+            for s, pos in partition(ids, st.pool.num_shards).items()
+        }
+
+    async def post_each(
+        self,
+        st: State,
+        coll: ResolvedCollection,
+        suffix: str,
+        parts: dict[int, dict[str, Any]],
+        headers: dict[str, str],
+    ) -> tuple[dict[int, Reply], list[int]]:
+        """POST each shard its body at the collection's `suffix`, in parallel (a read)."""
+        calls = {
+            s: st.pool.read(
+                s, "POST", lambda ep: coll.path(ep, suffix), content=content, headers=headers
+            )
+            for s, content in self.encode_parts(parts).items()
+        }
+        return await self.fan_out(st, calls)
+
     async def get_records(self, request: Request, st: State) -> Response:
         v.check_collection_id(request.path_params["collection_id"])
         body = v.parse_object(await request.body())
@@ -669,20 +698,8 @@ class Router:
             "include": req.include,
             "limit": None if req.limit is None else req.offset + req.limit,
         }
-        if req.ids is not None:
-            parts = {
-                s: {**base, "ids": pick(req.ids, pos)}
-                for s, pos in partition(req.ids, st.pool.num_shards).items()
-            }
-        else:
-            parts = {s: base for s in range(st.pool.num_shards)}
-        calls = {
-            s: st.pool.read(
-                s, "POST", lambda ep: coll.path(ep, "/get"), content=content, headers=headers
-            )
-            for s, content in self.encode_parts(parts).items()
-        }
-        replies, failed = await self.fan_out(st, calls)
+        parts = self.shard_bodies(st, base, req.ids)
+        replies, failed = await self.post_each(st, coll, "/get", parts, headers)
         merged = merge_get(
             [replies[s].json() for s in sorted(replies)], req.offset, req.limit, req.include
         )
@@ -729,22 +746,10 @@ class Router:
             return Response(reply.body, 200, media_type="application/json")
         shard_include = sorted(set(req.include) | {"distances"})
         base = {**body, "n_results": req.n_results, "include": shard_include}
-        if req.ids is not None:
-            parts = {
-                s: {**base, "ids": pick(req.ids, pos)}
-                for s, pos in partition(req.ids, st.pool.num_shards).items()
-            }
-        else:
-            parts = {s: base for s in range(st.pool.num_shards)}
+        parts = self.shard_bodies(st, base, req.ids)
         if not parts:
             return json_response(empty_query(len(req.embeddings), req.include))
-        calls = {
-            s: st.pool.read(
-                s, "POST", lambda ep: coll.path(ep, "/query"), content=content, headers=headers
-            )
-            for s, content in self.encode_parts(parts).items()
-        }
-        replies, failed = await self.fan_out(st, calls)
+        replies, failed = await self.post_each(st, coll, "/query", parts, headers)
         merged = merge_query(
             [replies[s].json() for s in sorted(replies)],
             len(req.embeddings),
