@@ -1,0 +1,220 @@
+"""The router's shared core: topology state, lifecycle, the route wrapper, fan-out reads.
+
+Route modules (system, collections, records) hold a reference to one `RouterCore` and
+add handlers; everything they share -- the current `State`, metrics, cache invalidation
+across peers, the combined pre-flight checks -- lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chroma_operator.router.cache import QueryCache
+from chroma_operator.router.collections import CollectionMap, ResolvedCollection
+from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
+from chroma_operator.router.fanout import gather, require_all, require_ok
+from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
+from chroma_operator.router.state import State
+from chroma_operator.router.topology_source import TopologySource
+from chroma_operator.topology import Topology
+
+log = logging.getLogger("chroma_operator.router")
+
+OLD_POOL_GRACE_S = 30.0
+
+Handler = Callable[[Request, State], Awaitable[Response]]
+
+
+class RouterCore:
+    """The metrics, the topology watcher and the current state of one router process."""
+
+    def __init__(self, source: TopologySource, reload_interval: float = 1.0) -> None:
+        self.source = source
+        self.reload_interval = reload_interval
+        self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
+        self.state = self.make_state(source.current)
+        # Short: a write waits for its peers' invalidations, and a vanished peer must not
+        # stall every write (its cache is bounded by the TTL anyway).
+        self.peer_client = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
+        self._old_pools: list[ShardPool] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def make_state(self, topology: Topology) -> State:
+        pool = ShardPool(topology, self.metrics)
+        return State(topology, pool, CollectionMap(pool), self.new_cache(topology))
+
+    @staticmethod
+    def new_cache(topology: Topology) -> QueryCache:
+        c = topology.router.cache
+        return QueryCache(c.max_entries, c.ttl_seconds, c.enabled)
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._watch()) if self.source.path is not None else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.state.pool.aclose()
+            for pool in self._old_pools:
+                await pool.aclose()
+            await self.peer_client.aclose()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            try:
+                topology = self.source.poll()
+            except Exception as exc:
+                self.metrics.topology_reloads.labels("error").inc()
+                log.warning("topology reload failed, keeping the last good one: %s", exc)
+                continue
+            if topology is None:
+                continue
+            old = self.state.pool
+            self.state = self.make_state(topology)
+            self.metrics.topology_reloads.labels("ok").inc()
+            log.info("topology reloaded: %d shards", len(topology.shards))
+            self._old_pools.append(old)
+            self.spawn(self._retire(old))
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run a background task that is kept referenced until done."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _retire(self, pool: ShardPool) -> None:
+        """Close a replaced pool once the requests that started on it are done."""
+        await asyncio.sleep(OLD_POOL_GRACE_S)
+        if pool in self._old_pools:
+            self._old_pools.remove(pool)
+            await pool.aclose()
+
+    # --- the route wrapper ------------------------------------------------------------
+
+    def route(self, template: str, handler: Handler, methods: list[str]) -> Route:
+        """A route whose handler is timed and counted under its template, errors shaped.
+
+        This is the one place where errors become Chroma's shape: a `ChromaHTTPError` as
+        itself, a shard transport failure as 503 naming the shard, anything else as 500.
+        """
+
+        async def endpoint(request: Request) -> Response:
+            st = self.state
+            self.metrics.in_flight.inc()
+            start = time.perf_counter()
+            try:
+                response = await handler(request, st)
+            except ChromaHTTPError as exc:
+                response = exc.response()
+            except ShardCallError as exc:
+                response = shard_unavailable(exc.shard, exc.endpoint, exc.reason).response()
+            except Exception as exc:  # the client still gets Chroma's shape
+                log.exception("unhandled error on %s", template)
+                response = error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
+            finally:
+                self.metrics.in_flight.dec()
+            status = str(response.status_code)
+            elapsed = time.perf_counter() - start
+            response.headers["Server-Timing"] = f"router;dur={elapsed * 1000:.3f}"
+            self.metrics.requests.labels(template, request.method, status).inc()
+            self.metrics.latency.labels(template, request.method, status).observe(elapsed)
+            return response
+
+        return Route(template, endpoint, methods=methods)
+
+    # --- shared fan-outs ---------------------------------------------------------------
+
+    async def read_shards(
+        self, st: State, calls: Mapping[int, Awaitable[Reply]], partial: bool | None = None
+    ) -> tuple[dict[int, Reply], list[int]]:
+        """Per-shard reads in parallel; failures fail the read or, if allowed, go missing."""
+        replies, failed = await gather(calls)
+        allow_partial = st.partial_ok if partial is None else partial
+        if failed and (not allow_partial or not replies):
+            require_all(failed)
+        require_ok(replies.values(), name_shard=False)
+        return replies, sorted(failed)
+
+    async def on_every_replica(
+        self, st: State, method: str, path: str, content: bytes | None, headers: Mapping[str, str]
+    ) -> list[Reply]:
+        """The same request to every replica of every shard (tenants, databases, reset)."""
+        targets = st.pool.all_endpoints()
+        calls = {
+            i: st.pool.call(s, ep, method, path, content=content, headers=headers)
+            for i, (s, ep) in enumerate(targets)
+        }
+        replies, failed = await gather(calls)
+        require_all(failed)
+        return [replies[i] for i in range(len(targets))]
+
+    async def invalidate(self, st: State, coll: ResolvedCollection, forget: bool = False) -> None:
+        """Bump the collection's generation here and tell every peer router."""
+        st.cache.invalidate(coll.client_id)
+        self.metrics.cache_invalidations.labels("local").inc()
+        if forget:
+            st.collections.forget(coll.tenant, coll.database, coll.client_id)
+        peers = st.topology.router.peers
+        if not peers:
+            return
+        body = orjson.dumps(
+            {
+                "tenant": coll.tenant,
+                "database": coll.database,
+                "collection_id": coll.client_id,
+                "forget": forget,
+            }
+        )
+        results = await asyncio.gather(
+            *(
+                self.peer_client.post(
+                    p.rstrip("/") + "/internal/invalidate",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                for p in peers
+            ),
+            return_exceptions=True,
+        )
+        for peer, r in zip(peers, results, strict=True):
+            if isinstance(r, BaseException):
+                log.warning("could not tell peer %s to invalidate: %s", peer, r)
+
+    async def preflight(self, st: State, headers: Mapping[str, str]) -> dict[str, Any]:
+        """The shards' pre-flight checks combined: the smallest batch, base64 if all can."""
+        if st.preflight is None:
+            calls = {
+                s: st.pool.read(s, "GET", lambda ep: "/pre-flight-checks", headers=headers)
+                for s in range(st.pool.num_shards)
+            }
+            replies, _ = await self.read_shards(st, calls, partial=False)
+            checks = [r.json() for r in replies.values()]
+            sizes = [int(c.get("max_batch_size", -1)) for c in checks]
+            sizes = [n for n in sizes if n > 0]
+            merged = dict(checks[0])
+            merged["max_batch_size"] = min(sizes) if sizes else -1
+            merged["supports_base64_encoding"] = all(
+                bool(c.get("supports_base64_encoding", False)) for c in checks
+            )
+            st.preflight = merged
+        return st.preflight
