@@ -56,6 +56,9 @@ class CacheTopology(_Strict):
 class RouterTopology(_Strict):
     shard_timeout_seconds: float = 10.0
     partial_results: bool = False
+    exact_search_max_records: int = Field(
+        default=100_000, description="Largest collection an exact search may scan"
+    )
     cache: CacheTopology = CacheTopology()
     peers: list[str] = Field(
         default_factory=list,
@@ -72,6 +75,13 @@ class SloTopology(_Strict):
     latency_thresholds_ms: list[float] = Field(
         default_factory=list,
         description="Every latency SLO threshold: the router's histogram has a bucket bound at each",
+    )
+    recall_sample_rate: float = Field(
+        default=0.01, description="Share of live queries re-run exactly to measure recall"
+    )
+    recall_k: int = Field(default=10, description="Recall is measured at min(n_results, k)")
+    recall_max_per_second: float = Field(
+        default=2.0, description="Most exact re-runs per second, per router"
     )
 
 

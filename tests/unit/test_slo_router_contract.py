@@ -21,6 +21,22 @@ def test_router_exports_what_the_slis_read() -> None:
     assert PANEL_METRICS.shard_duration_histogram in names
     assert PANEL_METRICS.cache_hits_total.removesuffix("_total") in names
     assert PANEL_METRICS.cache_misses_total.removesuffix("_total") in names
+    assert SLI_METRICS.recall_relevant_total.removesuffix("_total") in names
+    assert SLI_METRICS.recall_missed_total.removesuffix("_total") in names
+
+
+def test_evaluator_reads_the_routers_recall_counters() -> None:
+    metrics = router_metrics.RouterMetrics()
+    ev = SloEvaluator([Objective(name="recall", type="recall", target=0.95, k=10)])
+    ev.observe("r", generate_latest(metrics.registry).decode(), 0.0)
+    metrics.recall_relevant.labels("docs").inc(100)
+    metrics.recall_missed.labels("docs").inc(20)
+    metrics.recall_relevant.labels("other").inc(100)
+    ev.observe("r", generate_latest(metrics.registry).decode(), 30.0)
+    (r,) = ev.evaluate(30.0).objectives
+    assert (r.windows["5m"].events, r.windows["5m"].bad_events) == (200, 20)
+    # recall 0.9 against a 0.95 target burns the 5% budget twice as fast as sustainable
+    assert r.windows["5m"].burn_rate == pytest.approx(2.0)
 
 
 def test_evaluator_on_the_routers_own_metrics() -> None:

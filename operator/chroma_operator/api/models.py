@@ -149,6 +149,13 @@ class Router(Model):
         description="Answer with the shards that replied (header X-Chroma-Partial-Shards) "
         "instead of failing when a shard is down",
     )
+    exact_search_max_records: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Largest collection (records across shards) that an exact search "
+        "(header X-Chroma-Search: exact) may scan; larger ones get a 400",
+    )
     resources: Resources = Field(
         default_factory=lambda: _resources("100m", "128Mi", "512Mi"),
         description="Resources of the router container",
@@ -263,15 +270,19 @@ class Objective(Model):
     name: str = Field(
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63, description="Objective name"
     )
-    type: Literal["latency", "availability"] = Field(
+    type: Literal["latency", "availability", "recall"] = Field(
         description="latency: share of queries faster than thresholdMs; availability: share "
-        "of requests without a server error"
+        "of requests without a server error; recall: share of the exact top-k that sampled "
+        "live queries returned (recall@k)"
     )
     threshold_ms: float | None = Field(
         default=None, gt=0, le=600_000, description="Latency threshold (latency objectives)"
     )
     target: float = Field(
         ge=0, le=1, description="Target share, strictly between 0 and 1, e.g. 0.99"
+    )
+    k: int = Field(
+        default=10, ge=1, le=1000, description="Recall objectives: recall is measured at k"
     )
     window: str = Field(default="30d", pattern=DURATION_PATTERN, description="SLO window, e.g. 30d")
 
@@ -286,6 +297,13 @@ def _default_objectives() -> list[Objective]:
 class Slo(Model):
     objectives: list[Objective] = Field(
         default_factory=_default_objectives, max_length=32, description="Service-level objectives"
+    )
+    recall_sample_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of live queries each router re-runs exactly (off the request "
+        "path, rate-limited) to measure recall; 0 turns the recall SLI off",
     )
     evaluation_interval_seconds: int = Field(
         default=30, ge=5, le=3600, description="How often the operator scrapes the routers"

@@ -82,6 +82,7 @@ def build_topology(
         router=RouterTopology(
             shard_timeout_seconds=spec.router.shard_timeout_seconds,
             partial_results=spec.router.partial_results,
+            exact_search_max_records=spec.router.exact_search_max_records,
             cache=CacheTopology(
                 enabled=spec.router.cache.enabled,
                 max_entries=spec.router.cache.max_entries,
@@ -94,7 +95,11 @@ def build_topology(
             if spec.encoder.enabled and encoder_url
             else None
         ),
-        slo=SloTopology(latency_thresholds_ms=latency_thresholds(spec.slo.objectives)),
+        slo=SloTopology(
+            latency_thresholds_ms=latency_thresholds(spec.slo.objectives),
+            recall_sample_rate=spec.slo.recall_sample_rate,
+            recall_k=max((o.k for o in spec.slo.objectives if o.type == "recall"), default=10),
+        ),
     )
 
 

@@ -253,6 +253,20 @@ def dashboard(owner: Owner, spec: ChromaClusterSpec) -> dict[str, Any]:
         [(f"{hits}\n/\n({hits} + {misses})", "hit ratio")],
         unit="percentunit",
     )
+    relevant = f"rate({selector(m.recall_relevant_total, r)}[{RATE}])"
+    missed = f"rate({selector(m.recall_missed_total, r)}[{RATE}])"
+    lay.add(
+        "Recall@k of sampled queries",
+        [
+            (
+                f"1 - sum by (collection) ({missed})\n/\nsum by (collection) ({relevant})",
+                "{{collection}}",
+            )
+        ],
+        unit="percentunit",
+        description="Each router re-runs a share of live queries exactly (slo.recallSampleRate) "
+        "and counts how much of the exact top-k the client got",
+    )
 
     if spec.encoder.enabled:
         e = encoder_scope(owner).matchers()

@@ -43,6 +43,7 @@ class ResolvedCollection:
     name: str
     ids: dict[str, str] = field(default_factory=dict)
     dimension: int | None = None
+    space: str = "l2"
 
     def path(self, endpoint: str, suffix: str = "") -> str | None:
         shard_id = self.ids.get(endpoint)
@@ -141,6 +142,7 @@ class CollectionMap:
             name=name,
             ids={ep: str(m["id"]) for ep, m in models.items()},
             dimension=max_dimension(models.values()),
+            space=distance_space(primary),
         )
         self._known[(tenant, database, coll.client_id)] = coll
         return coll
@@ -177,6 +179,16 @@ class CollectionMap:
             # Some replica did not answer: use what we have, ask again next time.
             self.forget(tenant, database, learned.client_id)
         return learned
+
+
+def distance_space(model: Mapping[str, Any]) -> str:
+    """The collection's distance space from its configuration (Chroma's default: l2)."""
+    config = model.get("configuration_json") or {}
+    for index in ("hnsw", "spann"):
+        section = config.get(index) if isinstance(config, dict) else None
+        if isinstance(section, dict) and section.get("space") in ("l2", "ip", "cosine"):
+            return str(section["space"])
+    return "l2"
 
 
 def max_dimension(models: Any) -> int | None:

@@ -26,6 +26,7 @@ from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.state import State
 from chroma_operator.router.topology_source import TopologySource
@@ -54,7 +55,11 @@ class RouterCore:
 
     def make_state(self, topology: Topology) -> State:
         pool = ShardPool(topology, self.metrics)
-        return State(topology, pool, CollectionMap(pool), self.new_cache(topology))
+        slo = topology.slo
+        recall = RecallSampler(
+            self.metrics, slo.recall_sample_rate, slo.recall_k, slo.recall_max_per_second
+        )
+        return State(topology, pool, CollectionMap(pool), self.new_cache(topology), recall)
 
     @staticmethod
     def new_cache(topology: Topology) -> QueryCache:
@@ -73,6 +78,7 @@ class RouterCore:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self.state.recall.aclose()
             await self.state.pool.aclose()
             for pool in self._old_pools:
                 await pool.aclose()

@@ -27,6 +27,8 @@ DEFAULT_BUCKETS_S = (
     10.0,
 )
 
+RECALL_BUCKETS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97, 0.99, 1.0)
+
 
 def latency_buckets(slo_thresholds_ms: Iterable[float]) -> tuple[float, ...]:
     """Default bounds plus each SLO threshold (ms -> s), sorted, no duplicates."""
@@ -82,6 +84,37 @@ class RouterMetrics:
             "chroma_router_cache_invalidations_total",
             "Collection generations bumped by writes (local or from peers)",
             ["source"],
+            registry=self.registry,
+        )
+        self.recall_relevant = Counter(
+            "chroma_router_recall_relevant_total",
+            "Exact top-k results of sampled queries (the recall SLI's events)",
+            ["collection"],
+            registry=self.registry,
+        )
+        self.recall_missed = Counter(
+            "chroma_router_recall_missed_total",
+            "Exact top-k results the client's answer lacked (the recall SLI's bad events)",
+            ["collection"],
+            registry=self.registry,
+        )
+        self.recall = Histogram(
+            "chroma_router_recall",
+            "Recall@k of sampled queries, one observation per query embedding",
+            ["collection"],
+            buckets=RECALL_BUCKETS,
+            registry=self.registry,
+        )
+        self.recall_skipped = Counter(
+            "chroma_router_recall_samples_skipped_total",
+            "Sampled queries not re-run exactly (rate_limited, too_large, error)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.search_modes = Counter(
+            "chroma_router_search_mode_total",
+            "Queries by search mode (approximate, exact, candidates)",
+            ["mode"],
             registry=self.registry,
         )
         self.topology_reloads = Counter(

@@ -24,6 +24,9 @@ from chroma_operator.router.errors import ChromaHTTPError, shard_unavailable
 from chroma_operator.router.fanout import gather
 from chroma_operator.router.merge import empty_query, merge_get, merge_query
 from chroma_operator.router.placement import partition, pick
+from chroma_operator.router.query_modes import exact_query
+from chroma_operator.router.search_mode import HEADER as SEARCH_HEADER
+from chroma_operator.router.search_mode import SearchMode, parse_search_mode
 from chroma_operator.router.shards import Reply
 from chroma_operator.router.state import COLL, State, auth_headers, json_response, partial_headers
 
@@ -205,15 +208,20 @@ class RecordRoutes:
         return json_response(merged, headers=partial_headers(failed))
 
     def _cache_key(
-        self, request: Request, st: State, client_id: str, body: dict[str, Any]
+        self,
+        request: Request,
+        st: State,
+        client_id: str,
+        body: dict[str, Any],
+        mode: SearchMode,
     ) -> CacheKey | None:
         if not st.cache.enabled:
             return None
         p = request.path_params
         # Credentials are part of the key: a cached answer is never served to a caller
-        # the shards would have refused.
+        # the shards would have refused. So is the search mode.
         canonical = orjson.dumps(
-            [p["tenant"], p["database"], auth_headers(request), body],
+            [p["tenant"], p["database"], auth_headers(request), mode.cache_tag, body],
             option=orjson.OPT_SORT_KEYS,
         )
         digest = hashlib.blake2b(canonical, digest_size=16).digest()
@@ -221,10 +229,12 @@ class RecordRoutes:
 
     async def query_records(self, request: Request, st: State) -> Response:
         client_id = v.check_collection_id(request.path_params["collection_id"])
+        mode = parse_search_mode(request.headers.get(SEARCH_HEADER))
         raw = await request.body()
         body = v.parse_object(raw)
         req = v.query_request(body)
-        key = self._cache_key(request, st, client_id, body)
+        self.core.metrics.search_modes.labels(mode.kind).inc()
+        key = self._cache_key(request, st, client_id, body, mode)
         if key is not None and "no-cache" not in request.headers.get("cache-control", "").lower():
             hit = st.cache.get(key)
             if hit is not None:
@@ -236,7 +246,16 @@ class RecordRoutes:
         if req.n_results == 0 or not req.embeddings:
             return json_response(empty_query(len(req.embeddings), req.include))
         headers = auth_headers(request)
-        if st.pool.num_shards == 1 and req.ids is None:
+
+        async def run_exact() -> dict[str, Any]:
+            return await exact_query(self.core, st, coll, body, req, headers)
+
+        if mode.kind == "exact":
+            payload = orjson.dumps(await run_exact())
+            if key is not None:
+                st.cache.put(key, payload)
+            return Response(payload, 200, media_type="application/json")
+        if st.pool.num_shards == 1 and req.ids is None and mode.kind == "approximate":
             # One shard: its answer is already the merged answer; forward the bytes.
             reply = await st.pool.read(
                 0, "POST", lambda ep: coll.path(ep, "/query"), content=raw, headers=headers
@@ -245,9 +264,12 @@ class RecordRoutes:
                 raise reply_error(reply)
             if key is not None:
                 st.cache.put(key, reply.body)
+            st.recall.maybe_sample(
+                coll.name, req.n_results, lambda: orjson.loads(reply.body)["ids"], run_exact
+            )
             return Response(reply.body, 200, media_type="application/json")
         shard_include = sorted(set(req.include) | {"distances"})
-        base = {**body, "n_results": req.n_results, "include": shard_include}
+        base = {**body, "n_results": mode.shard_k(req.n_results), "include": shard_include}
         parts = shard_bodies(st.pool.num_shards, base, req.ids)
         if not parts:
             return json_response(empty_query(len(req.embeddings), req.include))
@@ -261,6 +283,8 @@ class RecordRoutes:
         payload = orjson.dumps(merged)
         if key is not None and not failed:
             st.cache.put(key, payload)
+        if not failed:
+            st.recall.maybe_sample(coll.name, req.n_results, lambda: merged["ids"], run_exact)
         return Response(payload, 200, partial_headers(failed), "application/json")
 
     def routes(self) -> list[Route]:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.collections import CollectionMap
+from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardPool
 from chroma_operator.topology import Topology
 
@@ -30,6 +31,7 @@ class State:
     pool: ShardPool
     collections: CollectionMap
     cache: QueryCache
+    recall: RecallSampler
     preflight: dict[str, Any] | None = None
 
     @property

@@ -4,6 +4,7 @@ Both SLIs are "bad / all" error ratios, so burn rate = ratio / budget for either
 - latency: queries slower than the threshold = (count - bucket{le=threshold}) / count.
   The bucket is the router's exact bound for the threshold, so nothing is interpolated.
 - availability: requests answered with a 5xx / all client requests.
+- recall: exact top-k results the sampled queries missed / exact top-k results checked.
 """
 
 from __future__ import annotations
@@ -107,6 +108,14 @@ def availability_error_ratio(window: str, scope: Scope, metrics: SliMetrics = SL
     return f"(\n  {bad}\n  or\n  0 * {total}\n)\n/\n{total}"
 
 
+def recall_error_ratio(window: str, scope: Scope, metrics: SliMetrics = SLI_METRICS) -> str:
+    """Share of the exact top-k that sampled queries missed over `window` (1 - recall@k)."""
+    base = scope.matchers()
+    relevant = _sum_rate(selector(metrics.recall_relevant_total, base), window)
+    missed = _sum_rate(selector(metrics.recall_missed_total, base), window)
+    return f"{missed}\n/\n{relevant}"
+
+
 def error_ratio(
     objective: Objective, window: str, scope: Scope, metrics: SliMetrics = SLI_METRICS
 ) -> str:
@@ -115,6 +124,8 @@ def error_ratio(
         if objective.threshold_ms is None:
             raise ValueError(f"latency objective {objective.name} has no thresholdMs")
         return latency_error_ratio(objective.threshold_ms, window, scope, metrics)
+    if objective.type == "recall":
+        return recall_error_ratio(window, scope, metrics)
     return availability_error_ratio(window, scope, metrics)
 
 

@@ -62,7 +62,16 @@ def _num(x: float) -> str:
 def _objective_text(o: Objective) -> str:
     if o.type == "latency":
         return f"{_fmt(o.target * 100)}% of queries faster than {_fmt(o.threshold_ms or 0)} ms over {o.window}"
+    if o.type == "recall":
+        return f"recall@{o.k} of sampled queries at least {_fmt(o.target)} over {o.window}"
     return f"{_fmt(o.target * 100)}% of requests without a server error over {o.window}"
+
+
+RECALL_HINT = (
+    " Recall below target usually means efSearch is too low for the data: run tuning "
+    "(kubectl annotate chroma {cluster} chroma.operator.dev/tune=$(date +%s) --overwrite), "
+    "which measures recall and applies the efSearch that meets tuning.targetRecall."
+)
 
 
 def recording_rules(
@@ -124,6 +133,11 @@ def alert_rules(objective: Objective, scope: Scope, labels: Mapping[str, str]) -
                         f"({_fmt(error_budget(objective.target) * 100)}% of events) is being "
                         "spent {{ $value | humanize }}x faster than sustainable over the "
                         f"long window (threshold: {how})."
+                        + (
+                            RECALL_HINT.format(cluster=scope.service)
+                            if objective.type == "recall"
+                            else ""
+                        )
                     ),
                     "burn_rate": "{{ $value | humanize }}",
                 },

@@ -32,6 +32,10 @@ class SliMetrics:
     server_error_regex: str = "5.."
     excluded_routes_regex: str = "/metrics|/healthz|/readyz|/internal/.*"
     """Scrapes, probes and peer invalidations are not client requests."""
+    recall_relevant_total: str = "chroma_router_recall_relevant_total"
+    """Recall SLI events: the exact top-k results of sampled queries."""
+    recall_missed_total: str = "chroma_router_recall_missed_total"
+    """Recall SLI bad events: exact top-k results the client's answer lacked."""
 
     @property
     def duration_bucket(self) -> str:

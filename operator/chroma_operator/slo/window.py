@@ -273,10 +273,18 @@ class SloEvaluator:
 
     def _parse(self, text: str) -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
         m = self.metrics
-        wanted = {m.requests_total, m.duration_bucket, m.duration_count}
+        wanted = {
+            m.requests_total,
+            m.duration_bucket,
+            m.duration_count,
+            m.recall_relevant_total,
+            m.recall_missed_total,
+        }
         created_names = {
             _strip(m.requests_total, ["_total"]) + "_created",
             m.duration_histogram + "_created",
+            _strip(m.recall_relevant_total, ["_total"]) + "_created",
+            _strip(m.recall_missed_total, ["_total"]) + "_created",
         }
         values: dict[SeriesKey, float] = {}
         created: dict[SeriesKey, float] = {}
@@ -312,6 +320,13 @@ class SloEvaluator:
                 if m.is_server_error(lab.get(m.status_label, "")):
                     bad += d
             return total, bad, None
+        if objective.type == "recall":
+            for (name, _labels), d in deltas.items():
+                if name == m.recall_relevant_total:
+                    total += d
+                elif name == m.recall_missed_total:
+                    bad += d
+            return total, min(bad, total), None
 
         threshold = threshold_seconds(objective.threshold_ms or 0.0)
         queries = has_bucket = False

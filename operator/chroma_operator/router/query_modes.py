@@ -1,0 +1,77 @@
+"""Exact search across shards: brute force per shard over what the filters select, merged.
+
+Bounded before anything is loaded: the collection's record count (every shard's `count`)
+must not exceed the topology's `exact_search_max_records`, so an exact request is a clear
+400 on a large collection, never an out-of-memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from chroma_operator.router.collections import ResolvedCollection
+from chroma_operator.router.core import RouterCore
+from chroma_operator.router.errors import invalid_argument
+from chroma_operator.router.exact import ANSWER_FIELDS, top_k_as_query
+from chroma_operator.router.merge import merge_query
+from chroma_operator.router.placement import partition, pick
+from chroma_operator.router.state import State
+from chroma_operator.router.validate import QueryRequest
+
+Json = dict[str, Any]
+
+
+async def collection_size(
+    core: RouterCore, st: State, coll: ResolvedCollection, headers: dict[str, str]
+) -> int:
+    calls = {
+        s: st.pool.read(s, "GET", lambda ep: coll.path(ep, "/count"), headers=headers)
+        for s in range(st.pool.num_shards)
+    }
+    replies, _ = await core.read_shards(st, calls, partial=False)
+    return sum(int(r.json()) for r in replies.values())
+
+
+async def exact_query(
+    core: RouterCore,
+    st: State,
+    coll: ResolvedCollection,
+    body: Json,
+    req: QueryRequest,
+    headers: dict[str, str],
+) -> Json:
+    """The exact top-k for every query embedding, in a query answer's shape."""
+    limit = st.topology.router.exact_search_max_records
+    size = await collection_size(core, st, coll, headers)
+    if size > limit:
+        raise invalid_argument(
+            f"Exact search is limited to collections of {limit:,} records "
+            f"(router.exactSearchMaxRecords); this one has {size:,}"
+        )
+    wanted = [f for f in ANSWER_FIELDS if f in req.include]
+    get_body: Json = {k: body[k] for k in ("where", "where_document") if body.get(k) is not None}
+    get_body["include"] = sorted(set(wanted) | {"embeddings"})
+    if req.ids is None:
+        parts = {s: get_body for s in range(st.pool.num_shards)}
+    else:
+        parts = {
+            s: {**get_body, "ids": pick(req.ids, pos)}
+            for s, pos in partition(req.ids, st.pool.num_shards).items()
+        }
+    calls = {
+        s: st.pool.read(
+            s, "POST", lambda ep: coll.path(ep, "/get"), content=orjson.dumps(part), headers=headers
+        )
+        for s, part in parts.items()
+    }
+    replies, _ = await core.read_shards(st, calls, partial=False)
+    per_shard = []
+    for s in sorted(replies):
+        records = replies[s].json()
+        answer = top_k_as_query(records, req.embeddings, req.n_results, coll.space)
+        if "embeddings" not in wanted:
+            answer["embeddings"] = None
+        per_shard.append(answer)
+    return merge_query(per_shard, len(req.embeddings), req.n_results, req.include)
