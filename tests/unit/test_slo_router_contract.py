@@ -61,3 +61,24 @@ def test_query_route_template_is_the_routers() -> None:
     for operational in ("/metrics", "/healthz", "/readyz", "/internal/invalidate"):
         assert SLI_METRICS.is_excluded_route(operational)
     assert not SLI_METRICS.is_excluded_route(QUERY_ROUTE)
+
+
+def test_recall_below_its_objective_turns_slomet_false() -> None:
+    """The operator's own evaluation (no Prometheus): sampled recall 0.8 vs target 0.99."""
+    from chroma_operator.router.recall import RecallSampler
+    from chroma_operator.slo.status import condition_fields
+
+    metrics = router_metrics.RouterMetrics()
+    sampler = RecallSampler(metrics, rate=1.0, k=10)
+    ev = SloEvaluator([Objective(name="recall", type="recall", target=0.99, k=10)])
+    ev.observe("r", generate_latest(metrics.registry).decode(), 0.0)
+    truth = [f"t{i}" for i in range(10)]
+    for _ in range(50):
+        sampler.record("docs", 10, [truth[:8] + ["x", "y"]], [truth])
+    ev.observe("r", generate_latest(metrics.registry).decode(), 600.0)
+    evaluation = ev.evaluate(600.0)
+    (r,) = evaluation.objectives
+    assert r.windows["5m"].error_ratio == pytest.approx(0.2)
+    assert r.firing("page")
+    status, reason, _ = condition_fields(evaluation)
+    assert status == "False", reason

@@ -274,3 +274,75 @@ def test_whole_second_threshold_matches_either_spelling(tmp_path: Path, le: str)
     }
     done = _run(tmp_path, [test], spec)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+RECALL_SPEC = ChromaClusterSpec.model_validate(
+    {
+        "monitoring": {"prometheusRule": True},
+        "slo": {"objectives": [{"name": "recall", "type": "recall", "target": 0.99, "k": 10}]},
+    }
+)
+
+
+def _recall_series(name: str, values: str, collection: str) -> dict[str, str]:
+    return {
+        "series": f'chroma_router_{name}_total{{{TARGET}, collection="{collection}"}}',
+        "values": values,
+    }
+
+
+def test_recall_objective_below_delivered_recall_pages(tmp_path: Path) -> None:
+    """Sampled queries get 80 % of the exact top-10 (two collections, 0.7 and 0.9) against
+    a 0.99 recall objective: 20 % misses on a 1 % budget, burn 20x: page and ticket fire,
+    and the alert says to run tuning."""
+    rule = build_monitoring(OWNER, RECALL_SPEC, {"team": "rag"})[0]
+    alerts = {
+        r["labels"]["severity"]: r
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    assert "chroma.operator.dev/tune" in alerts["page"]["annotations"]["description"]
+    test = {
+        "interval": "1m",
+        "input_series": [
+            _recall_series("recall_relevant", "0+500x180", "docs"),
+            _recall_series("recall_missed", "0+150x180", "docs"),
+            _recall_series("recall_relevant", "0+500x180", "faq"),
+            _recall_series("recall_missed", "0+50x180", "faq"),
+        ],
+        "promql_expr_test": [
+            {
+                **_about(f"chroma_slo:sli_error:ratio_rate{w}", "recall", 0.2, "recall"),
+                "eval_time": "150m",
+            }
+            for w in ("5m", "1h", "2h")
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "150m",
+                "alertname": "ChromaSLOBurnRateHigh",
+                "exp_alerts": [
+                    _expected_alert(alerts["page"], "20"),
+                    _expected_alert(alerts["ticket"], "20"),
+                ],
+            }
+        ],
+    }
+    done = _run(tmp_path, [test], RECALL_SPEC)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_recall_meeting_its_objective_is_quiet(tmp_path: Path) -> None:
+    test = {
+        "interval": "1m",
+        "input_series": [
+            _recall_series("recall_relevant", "0+1000x180", "docs"),
+            _recall_series("recall_missed", "0+5x180", "docs"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "150m", "alertname": "ChromaSLOBurnRateHigh", "exp_alerts": []}
+        ],
+    }
+    done = _run(tmp_path, [test], RECALL_SPEC)
+    assert done.returncode == 0, done.stdout + done.stderr
