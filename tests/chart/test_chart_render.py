@@ -277,5 +277,7 @@ def test_prometheus_adapter_rule_is_an_optional_configmap(render: Render, versio
     assert cm["metadata"]["name"] == "chroma-operator-prometheus-adapter"
     assert cm["metadata"]["namespace"] == "monitoring"
     assert yaml.safe_load(cm["data"]["config.yaml"]) == prometheus_adapter_rules()
-    (default_ns,) = by_kind(render({"prometheusAdapter": {"rules": {"enabled": True}}}), "ConfigMap")
+    (default_ns,) = by_kind(
+        render({"prometheusAdapter": {"rules": {"enabled": True}}}), "ConfigMap"
+    )
     assert default_ns["metadata"]["namespace"] == "chroma-operator"

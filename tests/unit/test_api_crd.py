@@ -128,7 +128,11 @@ INVALID: list[tuple[str, Any, str]] = [
     ("spec.encoder.autoscaling.minReplicas", 0, "spec.encoder.autoscaling.minReplicas"),
     ("spec.encoder.autoscaling.maxReplicas", 0, "spec.encoder.autoscaling.maxReplicas"),
     ("spec.encoder.autoscaling.provider", "vpa", "spec.encoder.autoscaling.provider"),
-    ("spec.encoder.autoscaling.targetQueuePerReplica", 0, "spec.encoder.autoscaling.targetQueuePerReplica"),
+    (
+        "spec.encoder.autoscaling.targetQueuePerReplica",
+        0,
+        "spec.encoder.autoscaling.targetQueuePerReplica",
+    ),
     ("spec.tuning.targetRecall", 1.5, "spec.tuning.targetRecall"),
     ("spec.tuning.schedule", "every sunday", "spec.tuning.schedule"),
     ("spec.tuning.apply", "everything", "spec.tuning.apply"),

@@ -154,7 +154,10 @@ def test_readiness_uses_ready_and_grace_covers_the_drain() -> None:
 
 def test_rbac_lets_the_operator_manage_both_autoscalers() -> None:
     rules = operator_rules()
-    for group, plural in (("autoscaling", "horizontalpodautoscalers"), ("keda.sh", "scaledobjects")):
+    for group, plural in (
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("keda.sh", "scaledobjects"),
+    ):
         granted = [r for r in rules if group in r["apiGroups"] and plural in r["resources"]]
         assert granted, (group, plural)
         for verb in ("get", "list", "create", "patch", "delete"):
@@ -166,7 +169,10 @@ def test_rbac_lets_the_operator_manage_both_autoscalers() -> None:
 def test_the_adapter_rule_serves_the_metric_the_encoder_exports() -> None:
     exported = {m.name for m in EncoderMetrics().registry.collect()}
     assert QUEUE_METRIC in exported
-    assert {"chroma_encoder_inflight_texts", "chroma_encoder_inference_duration_seconds"} <= exported
+    assert {
+        "chroma_encoder_inflight_texts",
+        "chroma_encoder_inference_duration_seconds",
+    } <= exported
     (rule,) = prometheus_adapter_rules()["rules"]
     assert rule["seriesQuery"].startswith(QUEUE_METRIC + "{")
     assert rule["name"]["as"] == QUEUE_METRIC

@@ -26,10 +26,29 @@ pytestmark = pytest.mark.slow
 DRAIN_DELAY = 0.5
 REQUESTS = 16
 TEXTS_PER_REQUEST = 16
-WORDS = (
-    "shard router encoder replica vector index query latency batch queue cluster node "
-    "operator recall storage tenant collection embedding document search ranking"
-).split()
+WORDS = [
+    "shard",
+    "router",
+    "encoder",
+    "replica",
+    "vector",
+    "index",
+    "query",
+    "latency",
+    "batch",
+    "queue",
+    "cluster",
+    "node",
+    "operator",
+    "recall",
+    "storage",
+    "tenant",
+    "collection",
+    "embedding",
+    "document",
+    "search",
+    "ranking",
+]
 
 
 def _texts(request: int) -> list[str]:
