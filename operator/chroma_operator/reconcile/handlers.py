@@ -148,8 +148,8 @@ def _autoscaling_condition(
 ) -> list[Obj]:
     """Say whether the encoder's ScaledObject exists or KEDA is missing (HPAs always can)."""
     keda = [m for m in desired + skipped if keda_crd(m)]
-    if not keda:
-        return conditions
+    if not keda:  # no ScaledObject wanted (any more): no condition about one
+        return [c for c in conditions if c.get("type") != "Autoscaling"]
     missing = any(keda_crd(m) for m in skipped)
     message = (
         "skipped ScaledObject: KEDA's CRD (scaledobjects.keda.sh) is not installed; "
