@@ -10,6 +10,10 @@ httpx: on a 2-core machine the client shares the CPU with the server, and a heav
 would measure itself.
 
     python bench/encoder.py [--device cpu|cuda] [--duration 15] [--out bench/results]
+    python bench/encoder.py --device cuda --dtype float16 --max-batch-size 64,128,256,512
+
+Several batch sizes run one after another (one server each) and are compared side by
+side; results go to encoder-<device>-<dtype>-b<size>.json/png, one file pair each.
 """
 
 from __future__ import annotations
@@ -87,7 +91,9 @@ class Offline:
     machine both sides of the ratio see the same background load.
     """
 
-    def __init__(self, texts: list[str], device: str, batch_size: int, threads: int | None) -> None:
+    def __init__(
+        self, texts: list[str], device: str, batch_size: int, threads: int | None, dtype: str
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -96,8 +102,11 @@ class Offline:
         if device == "cpu":
             torch.set_num_threads(threads or available_cpus())
         self.model = SentenceTransformer(resolve_model(MODEL), device=device)
-        if pick_dtype(device, "auto") == "float16":
+        precision = pick_dtype(device, dtype)  # type: ignore[arg-type]
+        if precision == "float16":
             self.model.half()
+        elif precision == "bfloat16":
+            self.model.to(torch.bfloat16)
         self.device = device
         self.texts = texts
         self.batch_size = batch_size
@@ -296,6 +305,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def batch_sizes(text: str) -> list[int]:
+    """`64` or `64,128,256,512`."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not sizes or any(not 1 <= n <= 4096 for n in sizes):
+        raise argparse.ArgumentTypeError("batch sizes must be between 1 and 4096")
+    return sizes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -310,26 +330,56 @@ def main() -> None:
 
     ap.add_argument(
         "--max-batch-size",
-        type=int,
-        default=Batching().max_batch_size,
-        help="texts per forward pass [default: what a ChromaCluster's encoder runs with]",
+        type=batch_sizes,
+        default=[Batching().max_batch_size],
+        help="texts per forward pass, or several to compare (e.g. 64,128,256,512) "
+        "[default: what a ChromaCluster's encoder runs with]",
+    )
+    ap.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        help="precision of both the server and the offline ceiling (float16 needs a GPU)",
     )
     ap.add_argument("--max-batch-delay-ms", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
 
-    on_gpu = args.device == "cuda"
-    batch = args.max_batch_size or (256 if on_gpu else 32)
+    if args.dtype == "float16" and args.device != "cuda":
+        ap.error("--dtype float16 needs --device cuda")
+    sizes = args.max_batch_size
+    results = []
+    for batch in sizes:
+        stem = "encoder" if len(sizes) == 1 else f"encoder-{args.device}-{args.dtype}-b{batch}"
+        results.append(run_one(args, batch, stem))
+    if len(results) > 1:
+        base = results[0]
+        print(
+            f"\n| batch | offline texts/s | 64x1 served texts/s | 4x32 served | "
+            f"offline vs batch {sizes[0]} |"
+        )
+        print("|---|---|---|---|---|")
+        for batch, r in zip(sizes, results, strict=True):
+            by = {(x["clients"], x["texts_per_request"]): x for x in r["served"]}
+            ratio = r["offline_texts_per_s"] / base["offline_texts_per_s"]
+            print(
+                f"| {batch} | {r['offline_texts_per_s']:.0f} | {by[(64, 1)]['texts_per_s']:.0f} "
+                f"| {by[(4, 32)]['texts_per_s']:.0f} | {ratio:.2f} |"
+            )
+
+
+def run_one(args: argparse.Namespace, batch: int, stem: str) -> dict[str, Any]:
+    """One server at one batch size: offline ceiling and served scenarios side by side."""
     texts, source = load_texts(20_000)
     started = time.time()
     load_before = os.getloadavg()
-    ceiling_model = Offline(texts, args.device, batch, args.threads)
+    ceiling_model = Offline(texts, args.device, batch, args.threads, args.dtype)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    extra = ["--max-batch-size", str(batch)]
+    extra = ["--max-batch-size", str(batch), "--dtype", args.dtype]
     if args.max_batch_delay_ms is not None:
         extra += ["--max-batch-delay-ms", str(args.max_batch_delay_ms)]
     if args.threads:
@@ -410,8 +460,8 @@ def main() -> None:
         "wall_seconds": round(time.time() - started, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encoder.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, args.out / "encoder.png")
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.out / f"{stem}.png")
     print(
         f"\n| scenario | texts/s | vs adjacent offline | texts/CPU-s vs offline | "
         f"mean batch | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n"
@@ -424,6 +474,7 @@ def main() -> None:
             f"{r['cpu_efficiency_vs_offline']:.2f} | {r['mean_batch_size']} | "
             f"{r['latency_ms']['p50']} | {r['latency_ms']['p99']} |"
         )
+    return result
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Validate any manifest we build: core kinds with kubernetes-validate (real Kubernetes
-OpenAPI schemas), Prometheus Operator kinds with their vendored CRD schemas."""
+OpenAPI schemas), Prometheus Operator and KEDA kinds with their vendored CRD schemas."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import yaml
 from chroma_operator.build.meta import Manifest
 
 VENDOR = Path(__file__).resolve().parent / "vendor" / "prometheus-operator"
+KEDA_VENDOR = Path(__file__).resolve().parent / "vendor" / "keda"
 
 
-def _crd_schema(filename: str) -> dict[str, Any]:
-    docs = [d for d in yaml.safe_load_all((VENDOR / filename).read_text()) if d]
+def _crd_schema(filename: str, vendor: Path = VENDOR) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all((vendor / filename).read_text()) if d]
     schema: dict[str, Any] = docs[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return _closed(schema)
 
@@ -48,6 +49,7 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 PROMETHEUS_RULE_SCHEMA = _crd_schema("monitoring.coreos.com_prometheusrules.yaml")
 SERVICE_MONITOR_SCHEMA = _crd_schema("monitoring.coreos.com_servicemonitors.extract.yaml")
 SCHEMAS = {"PrometheusRule": PROMETHEUS_RULE_SCHEMA, "ServiceMonitor": SERVICE_MONITOR_SCHEMA}
+SCALED_OBJECT_SCHEMA = _crd_schema("keda.sh_scaledobjects.extract.yaml", KEDA_VENDOR)
 
 
 def check_schema(manifest: Manifest, schema: dict[str, Any]) -> None:
@@ -68,6 +70,9 @@ def validate_manifest(manifest: Manifest, version: str) -> None:
     """Raise if `manifest` is not a valid object of its kind at Kubernetes `version`."""
     if manifest["kind"] in SCHEMAS and manifest["apiVersion"].startswith("monitoring.coreos.com/"):
         check_schema(manifest, SCHEMAS[manifest["kind"]])
+        validate_metadata(manifest, version)
+    elif manifest["kind"] == "ScaledObject" and manifest["apiVersion"] == "keda.sh/v1alpha1":
+        check_schema(manifest, SCALED_OBJECT_SCHEMA)
         validate_metadata(manifest, version)
     else:
         kubernetes_validate.validate(manifest, version, strict=True)

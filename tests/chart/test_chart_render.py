@@ -264,3 +264,20 @@ def test_chart_version_matches_the_package() -> None:
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     assert meta["appVersion"] == __version__
     assert f"{values['image']['repository']}:{meta['appVersion']}" == DEFAULT_OPERATOR_IMAGE
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_prometheus_adapter_rule_is_an_optional_configmap(render: Render, version: str) -> None:
+    from chroma_operator.build.autoscaling import prometheus_adapter_rules
+
+    assert not [d for d in by_kind(render(), "ConfigMap") if "adapter" in d["metadata"]["name"]]
+    values = {"prometheusAdapter": {"rules": {"enabled": True, "namespace": "monitoring"}}}
+    (cm,) = [d for d in by_kind(render(values), "ConfigMap") if "adapter" in d["metadata"]["name"]]
+    validate_manifest(cm, version)
+    assert cm["metadata"]["name"] == "chroma-operator-prometheus-adapter"
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert yaml.safe_load(cm["data"]["config.yaml"]) == prometheus_adapter_rules()
+    (default_ns,) = by_kind(
+        render({"prometheusAdapter": {"rules": {"enabled": True}}}), "ConfigMap"
+    )
+    assert default_ns["metadata"]["namespace"] == "chroma-operator"

@@ -125,6 +125,14 @@ INVALID: list[tuple[str, Any, str]] = [
     ("spec.encoder.gpu", -1, "spec.encoder.gpu"),
     ("spec.encoder.dtype", "int4", "spec.encoder.dtype"),
     ("spec.encoder.batching.maxBatchSize", 0, "spec.encoder.batching.maxBatchSize"),
+    ("spec.encoder.autoscaling.minReplicas", 0, "spec.encoder.autoscaling.minReplicas"),
+    ("spec.encoder.autoscaling.maxReplicas", 0, "spec.encoder.autoscaling.maxReplicas"),
+    ("spec.encoder.autoscaling.provider", "vpa", "spec.encoder.autoscaling.provider"),
+    (
+        "spec.encoder.autoscaling.targetQueuePerReplica",
+        0,
+        "spec.encoder.autoscaling.targetQueuePerReplica",
+    ),
     ("spec.tuning.targetRecall", 1.5, "spec.tuning.targetRecall"),
     ("spec.tuning.schedule", "every sunday", "spec.tuning.schedule"),
     ("spec.tuning.apply", "everything", "spec.tuning.apply"),
@@ -187,6 +195,9 @@ def test_python_rules_agree_with_cel(production: dict[str, Any]) -> None:
         "objectives.name": _mutate(production, "spec.slo.objectives.1.name", "availability"),
         "monitoring": _mutate(production, "spec.slo.objectives", []),
         "router.port": _mutate(production, "spec.router.port", 8000),
+        "autoscaling": _mutate(
+            production, "spec.encoder.autoscaling", {"minReplicas": 5, "maxReplicas": 2}
+        ),
     }
     for what, doc in broken.items():
         doc = _without_none(doc)
@@ -199,6 +210,21 @@ def test_python_rules_agree_with_cel(production: dict[str, Any]) -> None:
             cel,
             python.value.problems,
         )
+
+
+def test_autoscaling_min_above_max_is_refused_naming_the_field(
+    production: dict[str, Any],
+) -> None:
+    doc = _mutate(production, "spec.encoder.autoscaling", {"minReplicas": 3, "maxReplicas": 2})
+    message = "encoder.autoscaling.minReplicas must not be above encoder.autoscaling.maxReplicas"
+    _, errors = admit(CRD, doc)
+    assert errors == [f"spec.encoder.autoscaling.minReplicas: {message}"]
+    with pytest.raises(InvalidResource) as refused:
+        parse_cluster(doc)
+    assert refused.value.problems == [f"spec.encoder.autoscaling.minReplicas: {message}"]
+    equal = _mutate(production, "spec.encoder.autoscaling", {"minReplicas": 2, "maxReplicas": 2})
+    assert admit(CRD, equal)[1] == []
+    assert parse_cluster(equal).spec.encoder.autoscaling.max_replicas == 2
 
 
 def test_readme_field_reference_is_current(repo_root: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -122,3 +124,53 @@ def test_health_is_503_once_the_worker_is_gone() -> None:
 def test_settings_that_could_never_serve_are_refused() -> None:
     with pytest.raises(ValueError, match="max_client_batch"):
         create_app([Tiny()], ServerSettings(max_client_batch=100, max_queue=10))
+
+
+def test_ready_only_while_loaded_and_not_draining() -> None:
+    from chroma_operator.encoder.lifecycle import Lifecycle, LoadingGate
+
+    lifecycle = Lifecycle()
+    release = threading.Event()
+    settings = ServerSettings(max_client_batch=100, max_queue=1000, max_batch_delay_ms=1)
+
+    def load():  # type: ignore[no-untyped-def]
+        release.wait(10)  # the model "loads" until the test lets it
+        return create_app([Tiny()], settings, lifecycle)
+
+    with TestClient(LoadingGate(load, lifecycle)) as c:
+        for path in ("/ready", "/health"):
+            loading = c.get(path)
+            assert loading.status_code == 503 and "loading" in loading.json()["error"]
+        assert c.post("/embed", json={"inputs": ["abc"]}).status_code == 503
+        release.set()
+        for _ in range(200):
+            if c.get("/ready").status_code == 200:
+                break
+            time.sleep(0.02)
+        assert c.get("/ready").json() == {"status": "ready"}
+        assert c.post("/embed", json={"inputs": ["abc"]}).status_code == 200
+        assert "chroma_encoder_ready 1.0" in c.get("/metrics").text
+        lifecycle.draining = True  # what SIGTERM does
+        assert c.get("/ready").status_code == 503
+        assert c.get("/health").status_code == 200  # still alive: no restart while draining
+        assert c.post("/embed", json={"inputs": ["abc"]}).status_code == 200
+        assert "chroma_encoder_ready 0.0" in c.get("/metrics").text
+
+
+def test_a_failed_load_is_reported_and_stops_the_server() -> None:
+    from chroma_operator.encoder.lifecycle import Lifecycle, LoadingGate
+
+    lifecycle = Lifecycle()
+    failures: list[BaseException] = []
+
+    def load():  # type: ignore[no-untyped-def]
+        raise RuntimeError("cannot load model /nowhere")
+
+    with TestClient(LoadingGate(load, lifecycle, on_failure=failures.append)) as c:
+        for _ in range(200):
+            if failures:
+                break
+            time.sleep(0.02)
+        assert [str(f) for f in failures] == ["cannot load model /nowhere"]
+        rsp = c.get("/ready")
+        assert rsp.status_code == 503 and "cannot load model" in rsp.json()["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,8 @@ def test_help_lists_the_batching_flags() -> None:
         "--max-queue",
         "--threads",
         "--auto-truncate",
+        "--drain-delay-seconds",
+        "--shutdown-timeout-seconds",
     ):
         assert flag in proc.stdout, flag
 
@@ -66,6 +69,10 @@ def test_bad_flags_are_refused_before_any_model_load() -> None:
 
 
 def test_a_model_that_cannot_load_is_a_clear_exit(tmp_path: Path) -> None:
-    proc = run("--model", str(tmp_path), "--device", "cpu")
+    # The port opens (answering 503) while the model loads; a failed load still exits 2.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    proc = run("--model", str(tmp_path), "--device", "cpu", "--host", "127.0.0.1", "--port", port)
     assert proc.returncode == 2
     assert "cannot load model" in proc.stderr

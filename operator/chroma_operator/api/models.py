@@ -178,6 +178,34 @@ class Batching(Model):
     )
 
 
+class Autoscaling(Model):
+    """Scale the encoder on its queue depth (texts waiting per pod), not on CPU."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Create an autoscaler; the encoder's replicas are then left to it",
+    )
+    provider: Literal["hpa", "keda"] = Field(
+        default="hpa",
+        description="hpa: an autoscaling/v2 HorizontalPodAutoscaler on a Pods metric served "
+        "by prometheus-adapter; keda: a KEDA ScaledObject with a Prometheus trigger "
+        "(created only when KEDA's CRD is installed)",
+    )
+    min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest encoder pods")
+    max_replicas: int = Field(default=4, ge=1, le=100, description="Most encoder pods")
+    target_queue_per_replica: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Texts waiting per pod (chroma_encoder_queue_depth) the autoscaler aims at",
+    )
+    prometheus_url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://",
+        description="Prometheus that KEDA queries (provider keda)",
+    )
+
+
 class Encoder(Model):
     """The embedding server: TEI- and OpenAI-compatible, batching on a GPU or the CPU."""
 
@@ -212,6 +240,9 @@ class Encoder(Model):
         default=True, description="Truncate over-long inputs by default instead of refusing them"
     )
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching")
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling, description="Queue-depth autoscaling (HPA or KEDA)"
+    )
     resources: Resources = Field(
         default_factory=lambda: _resources("1", "2Gi", "4Gi"),
         description="Resources of the encoder container (GPUs come from `gpu`)",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chroma_operator.api.models import ChromaClusterSpec, Objective, Slo, Tuning
+from chroma_operator.api.models import Autoscaling, ChromaClusterSpec, Objective, Slo, Tuning
 
 SHARDS_IMMUTABLE_MESSAGE = "changing the shard count needs resharding, which is not supported yet"
 
@@ -56,6 +56,10 @@ def _monitoring_needs_objectives(s: ChromaClusterSpec) -> bool:
 
 def _router_port_free(s: ChromaClusterSpec) -> bool:
     return s.router.port != 8000
+
+
+def _min_within_max(a: Autoscaling) -> bool:
+    return a.min_replicas <= a.max_replicas
 
 
 RULES: tuple[Rule, ...] = (
@@ -107,6 +111,13 @@ RULES: tuple[Rule, ...] = (
         message="router.port must differ from Chroma's port 8000 in the same pod",
         field=".router.port",
         check=_router_port_free,
+    ),
+    Rule(
+        at=("encoder", "autoscaling"),
+        cel="self.minReplicas <= self.maxReplicas",
+        message="encoder.autoscaling.minReplicas must not be above encoder.autoscaling.maxReplicas",
+        field=".minReplicas",
+        check=_min_within_max,
     ),
     Rule(
         at=("shards",),

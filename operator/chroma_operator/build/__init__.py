@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from chroma_operator.api.models import ChromaCluster
+from chroma_operator.build import autoscaling, monitoring
+from chroma_operator.build.autoscaling import build_encoder_autoscaler
 from chroma_operator.build.config import build_config_map
 from chroma_operator.build.encoder import build_encoder_deployment, build_encoder_service
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
@@ -12,7 +14,12 @@ from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
 from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
 
-__all__ = ["Manifest", "Owner", "build_all", "owner_of"]
+__all__ = ["Manifest", "Owner", "build_all", "owner_of", "required_crd"]
+
+
+def required_crd(manifest: Manifest) -> str | None:
+    """The CRD (`plural.group`) a manifest needs beyond core Kubernetes, if any."""
+    return monitoring.required_crd(manifest) or autoscaling.required_crd(manifest)
 
 
 def owner_of(cluster: ChromaCluster, namespace: str = "default", uid: str | None = None) -> Owner:
@@ -48,6 +55,9 @@ def build_all(
     if spec.encoder.enabled:
         out.append(build_encoder_deployment(owner, spec))
         out.append(build_encoder_service(owner, spec))
+        scaler = build_encoder_autoscaler(owner, spec)
+        if scaler is not None:
+            out.append(scaler)
     extra = cluster.metadata.model_extra or {}
     cronjob = build_tuning_cronjob(owner, spec)
     if cronjob is not None:

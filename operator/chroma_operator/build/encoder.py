@@ -13,6 +13,12 @@ from chroma_operator.build.security import container_security_context, pod_secur
 
 COMPONENT = "encoder"
 MODEL_CACHE_DIR = "/var/cache/models"
+DRAIN_DELAY_SECONDS = 5
+"""After SIGTERM the pod serves (unready) this long while it leaves the Service's endpoints."""
+SHUTDOWN_TIMEOUT_SECONDS = 40
+"""Then at most this long to answer what it accepted (a full CPU queue takes about that)."""
+TERMINATION_GRACE_SECONDS = DRAIN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 15
+"""Kubernetes' SIGKILL comes only after both, with room for the process to exit."""
 
 
 def encoder_args(
@@ -61,13 +67,20 @@ def build_encoder_deployment(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": pod_security_context(fs_group=False),
         "containers": [
             {
                 "name": "encoder",
                 "image": encoder_image(spec),
                 "imagePullPolicy": spec.image_pull_policy,
-                "args": encoder_args(spec),
+                "args": [
+                    *encoder_args(spec),
+                    "--drain-delay-seconds",
+                    str(DRAIN_DELAY_SECONDS),
+                    "--shutdown-timeout-seconds",
+                    str(SHUTDOWN_TIMEOUT_SECONDS),
+                ],
                 "env": [
                     {"name": "HF_HUB_OFFLINE", "value": "1"},
                     {"name": "HF_HOME", "value": MODEL_CACHE_DIR},
@@ -75,8 +88,10 @@ def build_encoder_deployment(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
                 "ports": [{"name": "http", "containerPort": enc.port, "protocol": "TCP"}],
                 "resources": container_resources(enc.resources, gpu_limits),
                 "securityContext": container_security_context(read_only_root=True),
+                # /health answers 200 once the model is loaded (and while draining);
+                # /ready only from load to SIGTERM, so a loading or leaving pod gets no traffic.
                 "startupProbe": _probe("/health", 5, 60),
-                "readinessProbe": _probe("/health", 10, 3),
+                "readinessProbe": _probe("/ready", 5, 1),
                 "livenessProbe": _probe("/health", 20, 6),
                 "volumeMounts": [
                     {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
@@ -95,24 +110,27 @@ def build_encoder_deployment(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
         ]
     if enc.node_selector:
         pod["nodeSelector"] = dict(enc.node_selector)
+    deployment: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "template": {
+            "metadata": {
+                "labels": {**selector, "app.kubernetes.io/managed-by": "chroma-operator"}
+            },
+            "spec": pod,
+        },
+    }
+    if not enc.autoscaling.enabled:
+        # With an autoscaler the field is its alone: never set, so never reset, by us.
+        deployment = {"replicas": enc.replicas, **deployment}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(owner, naming.encoder(owner.name), COMPONENT),
-        "spec": {
-            "replicas": enc.replicas,
-            "selector": {"matchLabels": selector},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
-            "template": {
-                "metadata": {
-                    "labels": {**selector, "app.kubernetes.io/managed-by": "chroma-operator"}
-                },
-                "spec": pod,
-            },
-        },
+        "spec": deployment,
     }
 
 

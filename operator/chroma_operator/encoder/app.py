@@ -1,5 +1,5 @@
 """The encoder's HTTP API (Starlette): TEI's `/embed`, OpenAI's `/v1/embeddings`, health,
-info and metrics.
+readiness, info and metrics.
 
 Handlers only validate, count tokens, queue and format: the forward pass happens in the
 batcher's worker thread, so the event loop keeps accepting requests while a batch runs.
@@ -33,6 +33,7 @@ from chroma_operator.encoder.batcher import (
     FloatArray,
     QueueFull,
 )
+from chroma_operator.encoder.lifecycle import Lifecycle
 from chroma_operator.encoder.metrics import EncoderMetrics
 from chroma_operator.encoder.schemas import (
     InputError,
@@ -88,6 +89,8 @@ class ServerSettings:
     max_queue: int = 65_536
     auto_truncate: bool = False
     served_model_name: str | None = None
+    shutdown_timeout: float = 30.0
+    """At shutdown, how long accepted texts may take to be answered before they fail."""
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -129,8 +132,16 @@ class _Embedded:
     headers: dict[str, str]
 
 
-def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Starlette:
-    """Build the ASGI app around loaded model replicas (one batcher worker each)."""
+def create_app(
+    encoders: Sequence[EncoderLike],
+    settings: ServerSettings,
+    lifecycle: Lifecycle | None = None,
+) -> Starlette:
+    """Build the ASGI app around loaded model replicas (one batcher worker each).
+
+    `lifecycle` is shared with the process (draining on SIGTERM); without one the app is
+    ready as soon as it runs.
+    """
     if not encoders:
         raise ValueError("at least one encoder is needed")
     info = encoders[0].info
@@ -159,6 +170,10 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
         observer=metrics,
     )
     metrics.track_queue_depth(lambda: batcher.depth)
+    state = lifecycle or Lifecycle(loaded=True)
+    inflight = [0]  # texts accepted and not yet answered (queued or in a forward pass)
+    metrics.track_inflight(lambda: inflight[0])
+    metrics.track_ready(lambda: state.ready and batcher.alive)
     metrics.info.labels(model_name, info.device, info.dtype, str(info.dimension)).set(1)
     tokenizer = encoders[0].tokenizer
     # One thread owns the counting tokenizer for large requests (it is not shared).
@@ -173,6 +188,7 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
             lengths = await loop.run_in_executor(tok_pool, tokenizer.count, texts)
         check_lengths(lengths, truncate, limits, field, hint)
         t1 = time.perf_counter()
+        inflight[0] += len(texts)
         try:
             result = await batcher.submit(texts, lengths)
         except QueueFull as exc:
@@ -181,6 +197,8 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
             raise InputError(503, str(exc), error_type="Unhealthy") from exc
         except BackendError as exc:
             raise InputError(500, f"the forward pass failed: {exc}", error_type="Backend") from exc
+        finally:
+            inflight[0] -= len(texts)
         metrics.queue_seconds.observe(result.queue_seconds)
         tokens = sum(min(n, limits.max_input_tokens) for n in lengths)
         metrics.texts.inc(len(texts))
@@ -265,6 +283,13 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
             {"error": "the batching worker is not running", "error_type": "Unhealthy"}, 503
         )
 
+    async def ready(request: Request) -> Response:
+        """Readiness: the model is loaded, the workers run and no SIGTERM has come."""
+        if state.ready and batcher.alive:
+            return _json({"status": "ready"})
+        reason = "draining before shutdown" if state.draining else "not serving"
+        return _json({"error": reason, "error_type": "Unhealthy"}, 503)
+
     async def get_info(request: Request) -> Response:
         return _json(
             {
@@ -311,6 +336,12 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
         try:
             yield
         finally:
+            # The server has stopped accepting; answer what was accepted before stopping.
+            deadline = time.monotonic() + settings.shutdown_timeout
+            while inflight[0] > 0 and batcher.alive and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if inflight[0]:
+                log.warning("shutting down with %d texts unanswered", inflight[0])
             await batcher.stop()
             tok_pool.shutdown(wait=False)
 
@@ -321,6 +352,7 @@ def create_app(encoders: Sequence[EncoderLike], settings: ServerSettings) -> Sta
         ),
         Route("/embeddings", instrumented("/embeddings", openai_embeddings), methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
         Route("/info", get_info, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),

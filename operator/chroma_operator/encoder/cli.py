@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from chroma_operator.encoder.model import Device, DType
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 _DEVICES = ("auto", "cpu", "cuda")
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -56,6 +59,14 @@ def command(
     served_model_name: str | None = typer.Option(
         None, help="Model name reported by /info and the OpenAI API [default: --model]"
     ),
+    drain_delay_seconds: float = typer.Option(
+        0.0,
+        help="On SIGTERM, keep serving (unready) this long before closing the port, so a "
+        "Service stops sending first (pods: a few seconds)",
+    ),
+    shutdown_timeout_seconds: float = typer.Option(
+        30.0, help="On shutdown, longest wait for accepted requests to be answered"
+    ),
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
 ) -> None:
     """Run the embedding encoder (TEI /embed and OpenAI /v1/embeddings, dynamic batching)."""
@@ -66,6 +77,12 @@ def command(
     for name, value in (("--max-client-batch", max_client_batch), ("--max-queue", max_queue)):
         if value < 1:
             raise typer.BadParameter("must be >= 1", param_hint=name)
+    for name, seconds in (
+        ("--drain-delay-seconds", drain_delay_seconds),
+        ("--shutdown-timeout-seconds", shutdown_timeout_seconds),
+    ):
+        if seconds < 0:
+            raise typer.BadParameter("must be >= 0", param_hint=name)
     if max_client_batch > max_queue:
         raise typer.BadParameter(
             f"must not exceed --max-queue ({max_queue})", param_hint="--max-client-batch"
@@ -81,34 +98,59 @@ def command(
     import uvicorn
 
     from chroma_operator.encoder.app import ServerSettings, create_app
+    from chroma_operator.encoder.lifecycle import DrainingServer, Lifecycle, LoadingGate
     from chroma_operator.encoder.model import ModelError, load_encoders
 
-    try:
+    log = logging.getLogger(__name__)
+    lifecycle = Lifecycle()
+
+    def load() -> Starlette:
+        """Runs in a thread while the port already answers 503 (see `lifecycle`)."""
         encoders = load_encoders(model, cast(Device, device), cast(DType, dtype), threads)
-    except ModelError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
-    on_gpu = encoders[0].info.device.startswith("cuda")
-    settings = ServerSettings(
-        max_batch_size=max_batch_size or (256 if on_gpu else 32),
-        max_batch_tokens=max_batch_tokens,
-        max_batch_delay_ms=max_batch_delay_ms,
-        max_client_batch=max_client_batch,
-        max_queue=max_queue,
-        auto_truncate=auto_truncate,
-        served_model_name=served_model_name,
+        on_gpu = encoders[0].info.device.startswith("cuda")
+        settings = ServerSettings(
+            max_batch_size=max_batch_size or (256 if on_gpu else 32),
+            max_batch_tokens=max_batch_tokens,
+            max_batch_delay_ms=max_batch_delay_ms,
+            max_client_batch=max_client_batch,
+            max_queue=max_queue,
+            auto_truncate=auto_truncate,
+            served_model_name=served_model_name,
+            shutdown_timeout=shutdown_timeout_seconds,
+        )
+        info = encoders[0].info
+        log.info(
+            "serving %s (dim %d, max %d tokens) on %s/%s, batch %d, on http://%s:%d",
+            info.model_id,
+            info.dimension,
+            info.max_input_tokens,
+            ",".join(e.info.device for e in encoders),
+            info.dtype,
+            settings.max_batch_size,
+            host,
+            port,
+        )
+        return create_app(encoders, settings, lifecycle)
+
+    failure: list[BaseException] = []
+
+    def failed(exc: BaseException) -> None:
+        failure.append(exc)
+        server.should_exit = True
+
+    gate = LoadingGate(load, lifecycle, on_failure=failed)
+    config = uvicorn.Config(
+        gate,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, round(shutdown_timeout_seconds)),
     )
-    app = create_app(encoders, settings)
-    info = encoders[0].info
-    logging.getLogger(__name__).info(
-        "serving %s (dim %d, max %d tokens) on %s/%s, batch %d, on http://%s:%d",
-        info.model_id,
-        info.dimension,
-        info.max_input_tokens,
-        ",".join(e.info.device for e in encoders),
-        info.dtype,
-        settings.max_batch_size,
-        host,
-        port,
-    )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    server = DrainingServer(config, lifecycle, drain_delay_seconds)
+    log.info("loading %s; http://%s:%d answers 503 until it is loaded", model, host, port)
+    server.run()
+    if failure:
+        typer.echo(f"error: {failure[0]}", err=True)
+        raise typer.Exit(code=2 if isinstance(failure[0], ModelError) else 1)

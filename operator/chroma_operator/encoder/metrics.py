@@ -64,6 +64,16 @@ class EncoderMetrics:
             "Texts waiting for a forward pass",
             registry=r,
         )
+        self.inflight = Gauge(
+            "chroma_encoder_inflight_texts",
+            "Texts accepted and not yet answered (queued or in a forward pass)",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "chroma_encoder_ready",
+            "1 once the model is loaded and until SIGTERM (what /ready answers)",
+            registry=r,
+        )
         self.info = Gauge(
             "chroma_encoder_info",
             "The served model (value is always 1)",
@@ -74,6 +84,12 @@ class EncoderMetrics:
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
         """Read the depth from the batcher at scrape time (always current, no bookkeeping)."""
         self.queue_depth.set_function(depth)
+
+    def track_inflight(self, count: Callable[[], float]) -> None:
+        self.inflight.set_function(count)
+
+    def track_ready(self, ready: Callable[[], bool]) -> None:
+        self.ready.set_function(lambda: 1.0 if ready() else 0.0)
 
     def batch_done(self, size: int, padded_tokens: int, seconds: float) -> None:
         self.batch_size.observe(size)

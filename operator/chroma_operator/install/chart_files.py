@@ -1,4 +1,5 @@
-"""The generated files of the Helm chart: the CRDs and the RBAC rules, from the code.
+"""The generated files of the Helm chart: the CRDs, the RBAC rules and the
+prometheus-adapter rule the encoder's HPA needs, from the code.
 
 Templates read them with `.Files.Get`, so the chart holds no hand-kept copy of either;
 a test fails when the committed files differ from `chart_files()`.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from chroma_operator import yamlio
 from chroma_operator.api.crd import build_crd
+from chroma_operator.build.autoscaling import prometheus_adapter_rules
 from chroma_operator.install.peering import peering_crds
 from chroma_operator.reconcile.rbac import cluster_scoped_rules, operator_rules
 
@@ -23,6 +25,7 @@ def chart_files() -> dict[str, str]:
         "files/crd-chromacluster.yaml": HEADER + yamlio.dump(build_crd()),
         "files/crd-kopf-peering.yaml": HEADER + yamlio.dump_all(peering_crds()),
         "files/rbac-rules.yaml": HEADER + yamlio.dump(rules),
+        "files/prometheus-adapter-rules.yaml": HEADER + yamlio.dump(prometheus_adapter_rules()),
     }
 
 

@@ -18,9 +18,10 @@ import kopf
 
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
 from chroma_operator.api.validate import InvalidResource, parse_cluster
-from chroma_operator.build import build_all
+from chroma_operator.build import build_all, required_crd
+from chroma_operator.build.autoscaling import required_crd as keda_crd
 from chroma_operator.build.meta import Manifest, Owner
-from chroma_operator.build.monitoring import required_crd
+from chroma_operator.build.monitoring import required_crd as monitoring_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.tuning import VERIFY_ANNOTATION, front_url
 from chroma_operator.reconcile import metrics, rollout, slo_loop, tuning
@@ -124,11 +125,10 @@ def _parse(body: Mapping[str, Any]) -> ChromaCluster | InvalidResource:
 async def _installable(
     kube: Kube, desired: list[Manifest]
 ) -> tuple[list[Manifest], list[Manifest]]:
-    """Split off objects whose CRD (the Prometheus Operator's) the cluster does not serve."""
+    """Split off objects whose CRD (Prometheus Operator's, KEDA's) the cluster does not serve."""
     served: dict[str, bool] = {}
-    for crd in {c for m in desired if (c := required_crd(m))}:
-        plural, group = crd.split(".", 1)
-        served[crd] = await kube.has_api(f"{group}/v1", plural)
+    for api_version, crd in {(m["apiVersion"], c) for m in desired if (c := required_crd(m))}:
+        served[crd] = await kube.has_api(api_version, crd.split(".", 1)[0])
     keep = [m for m in desired if served.get(required_crd(m) or "", True)]
     skip = [m for m in desired if not served.get(required_crd(m) or "", True)]
     return keep, skip
@@ -137,6 +137,28 @@ async def _installable(
 def _skipped_message(skipped: list[Manifest]) -> str:
     kinds = sorted({m["kind"] for m in skipped})
     return f"skipped {', '.join(kinds)}: the Prometheus Operator CRDs are not installed"
+
+
+def _autoscaling_condition(
+    conditions: list[Obj],
+    desired: list[Manifest],
+    skipped: list[Manifest],
+    now: str,
+    gen: int | None,
+) -> list[Obj]:
+    """Say whether the encoder's ScaledObject exists or KEDA is missing (HPAs always can)."""
+    keda = [m for m in desired + skipped if keda_crd(m)]
+    if not keda:  # no ScaledObject wanted (any more): no condition about one
+        return [c for c in conditions if c.get("type") != "Autoscaling"]
+    missing = any(keda_crd(m) for m in skipped)
+    message = (
+        "skipped ScaledObject: KEDA's CRD (scaledobjects.keda.sh) is not installed; "
+        "the encoder keeps its current replicas"
+        if missing
+        else "encoder ScaledObject created"
+    )
+    reason = "KedaMissing" if missing else "Created"
+    return st.set_condition(conditions, "Autoscaling", not missing, reason, message, now, gen)
 
 
 async def reconcile(ctx: Context, namespace: str, name: str, logger: Logger) -> None:
@@ -201,17 +223,21 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         obs = st.observe(owner, spec, result.live)
         obs.errors.extend(f"{k} {n}: {m}" for (k, n), m in result.failed)
         status, events = st.next_status(previous, owner, spec, obs, generation, now)
-        monitoring = [m for m in desired if required_crd(m)] + skipped
+        monitoring = [m for m in desired + skipped if monitoring_crd(m)]
+        mon_skipped = [m for m in skipped if monitoring_crd(m)]
         if monitoring:
             status["conditions"] = st.set_condition(
                 status["conditions"],
                 "Monitoring",
-                not skipped,
-                "PrometheusOperatorMissing" if skipped else "Created",
-                _skipped_message(skipped) if skipped else "monitoring objects created",
+                not mon_skipped,
+                "PrometheusOperatorMissing" if mon_skipped else "Created",
+                _skipped_message(mon_skipped) if mon_skipped else "monitoring objects created",
                 now,
                 generation,
             )
+        status["conditions"] = _autoscaling_condition(
+            status["conditions"], desired, skipped, now, generation
+        )
         if restarts:
             status["shardRestarts"] = {str(i): t for i, t in sorted(restarts.items())}
         if rolling == "done":

@@ -26,6 +26,8 @@ CHILD_KINDS: tuple[Kind, ...] = (
     Kind("apps/v1", "StatefulSet", "statefulsets"),
     Kind("apps/v1", "Deployment", "deployments"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Kind("batch/v1", "CronJob", "cronjobs"),
     Kind("batch/v1", "Job", "jobs"),
     Kind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),

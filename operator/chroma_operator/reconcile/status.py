@@ -71,13 +71,17 @@ def observe(
                 exists=sts is not None,
             )
         )
-    if not spec.encoder.enabled or spec.encoder.replicas == 0:
+    auto = spec.encoder.autoscaling
+    if not spec.encoder.enabled or (spec.encoder.replicas == 0 and not auto.enabled):
         return Observation(shards=shards)
     dep = live.get(("Deployment", naming.encoder(owner.name)))
     dst = (dep or {}).get("status", {}) or {}
+    wanted = spec.encoder.replicas
+    if auto.enabled:  # the autoscaler's choice, which the Deployment carries
+        wanted = int(((dep or {}).get("spec") or {}).get("replicas") or auto.min_replicas)
     return Observation(
         shards=shards,
-        encoder_replicas=spec.encoder.replicas,
+        encoder_replicas=wanted,
         encoder_ready=int(dst.get("availableReplicas", 0) or 0),
     )
 
