@@ -773,6 +773,10 @@ class Router:
             st.collections.forget(str(body.get("tenant")), str(body.get("database")), client_id)
         return json_response({})
 
+    async def internal_topology(self, request: Request, st: State) -> Response:
+        """The topology this router serves: backups read it to find each shard's replicas."""
+        return Response(st.topology.to_json(), 200, media_type="application/json")
+
     async def healthz(self, request: Request, st: State) -> Response:
         return json_response(
             {"status": "ok", "cluster": st.topology.cluster, "shards": st.pool.num_shards}
@@ -830,6 +834,7 @@ class Router:
             r(COLL, self.modify_collection, ["PUT"]),
             r(COLL, self.delete_collection, ["DELETE"]),
             r("/internal/invalidate", self.internal_invalidate, ["POST"]),
+            r("/internal/topology", self.internal_topology, ["GET"]),
             r("/healthz", self.healthz, ["GET"]),
             r("/readyz", self.readyz, ["GET"]),
             r("/metrics", self.metrics_endpoint, ["GET"]),
