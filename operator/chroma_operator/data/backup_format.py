@@ -177,7 +177,7 @@ class RecordFileWriter:
         self.rel_path = rel_path
         self._max = max_batch_size
         self.hashing = _HashingFile(f)
-        self.writer = pq.ParquetWriter(self.hashing, SCHEMA, compression="zstd")  # type: ignore[arg-type]
+        self.writer = pq.ParquetWriter(self.hashing, SCHEMA, compression="snappy")  # type: ignore[arg-type]
         self.digest = Digest(buckets, mode=mode)
         self.seen: set[str] = set()
         self.dimension: int | None = None

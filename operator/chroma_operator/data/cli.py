@@ -78,6 +78,9 @@ def create(
             log=_log(quiet),
             rate_limit=rate_limit or None,
         )
+    if quiet:
+        for warning in result.warnings:
+            _console().print(f"warning: {warning}", markup=False)
     m = result.manifest
     _console(stderr=False).print(
         f"backup {m.backup_id}: {len(m.collections)} collections, {m.records:,} records, "
