@@ -2,11 +2,12 @@
 
 Two 2-shard clusters (real `chroma run` shards behind a router each), synthetic 384-dim
 float32 vectors with a document and metadata per record, l2 space. Each round:
-  add      the stock client's `add` through the source router (batches of max_batch_size)
+  add      the stock client's `add` through the source router (batches of 1,000)
   scan     a plain `get` scan (embeddings, documents, metadatas, uris) of every shard
   backup   `backup create` of the source to a local folder (scan + Parquet + digest)
   restore  `backup restore` into the empty target (checks, load, count + digest verify)
-Ratios: backup / scan and restore / add. Medians over the rounds.
+Every step uses pages of 1,000 records. Ratios: backup / scan and restore / add.
+Medians over the rounds.
 
     python bench/backup.py [--n 20000] [--rounds 3] [--out bench/results]
 """
@@ -66,7 +67,7 @@ def one_round(
     coll = client.create_collection(
         NAME, configuration={"hnsw": {"space": "l2"}}, embedding_function=None
     )
-    size = client.get_max_batch_size()
+    size = 1000
     t = time.perf_counter()
     for s in range(0, n, size):
         coll.add(**{k: v[s : s + size] for k, v in records.items()})
@@ -79,17 +80,17 @@ def one_round(
             info = http.get_collection("default_tenant", "default_database", NAME)
             assert info is not None
             ref = CollectionRef("default_tenant", "default_database", str(info["id"]), NAME)
-            scanned += sum(len(b) for b in scan(http, ref))
+            scanned += sum(len(b) for b in scan(http, ref, page_size=1000))
     scan_s = time.perf_counter() - t
     assert scanned == n
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        result = create_backup(source.url, tmp)
+        result = create_backup(source.url, tmp, page_size=1000)
         backup_s = time.perf_counter() - t
         size_bytes = result.manifest.bytes
         t = time.perf_counter()
-        restored = restore_backup(result.location, target.url)
+        restored = restore_backup(result.location, target.url, page_size=1000)
         restore_s = time.perf_counter() - t
     assert restored.records == n
     return {
@@ -136,8 +137,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     servers = start_servers(4)
-    source = RouterProcess(make_topology([[s.url] for s in servers[:2]])).start()
-    target = RouterProcess(make_topology([[s.url] for s in servers[2:]])).start()
+    # A long shard timeout: on a loaded shared machine a big page can take seconds.
+    source = RouterProcess(
+        make_topology([[s.url] for s in servers[:2]], shard_timeout_seconds=120)
+    ).start()
+    target = RouterProcess(
+        make_topology([[s.url] for s in servers[2:]], shard_timeout_seconds=120)
+    ).start()
     try:
         rounds = []
         for r in range(args.rounds):

@@ -122,6 +122,7 @@ def create_backup(
     progress: bool = False,
     log: Log = lambda _m: None,
     rate_limit: float | None = None,
+    page_size: int | None = None,
 ) -> BackupResult:
     """Back up every collection of `tenants` (default_tenant always) reachable via the router."""
     started, t0 = now_iso(), time.monotonic()
@@ -147,7 +148,9 @@ def create_backup(
                 warnings.append(msg)
                 log(f"warning: {msg}")
             try:
-                _copy_shard(index, replica, store, wanted, open_files, progress, log, rate_limit)
+                _copy_shard(
+                    index, replica, store, wanted, open_files, progress, log, rate_limit, page_size
+                )
             finally:
                 if held:
                     _hold(router, index, replica, "release")
@@ -205,6 +208,7 @@ def _copy_shard(
     progress: bool,
     log: Log,
     rate_limit: float | None,
+    page_size: int | None,
 ) -> None:
     with ChromaHTTP(replica) as http:
         batch = http.max_batch_size()
@@ -232,6 +236,7 @@ def _copy_shard(
                         progress=progress,
                         description=f"shard {index} {key[2]}",
                         rate_limit=rate_limit,
+                        page_size=page_size,
                     )
                     log(
                         f"shard {index} ({replica}): {tenant}/{database}/{key[2]}: "

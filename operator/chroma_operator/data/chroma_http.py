@@ -145,13 +145,18 @@ class ChromaHTTP:
         got = self.get_collection(tenant, database, name)
         return None if got is None else CollectionRef(tenant, database, str(got["id"]), name)
 
-    def ensure_database(self, tenant: str, database: str) -> None:
-        """Create the tenant and database if missing (the defaults always exist)."""
+    def ensure_database(self, tenant: str, database: str) -> bool:
+        """Create the tenant and database if missing; True when the database was created."""
         if self.request("GET", f"{API}/tenants/{quote(tenant, safe='')}", ok404=True) is None:
             self.request("POST", API + "/tenants", {"name": tenant})
-        if self.request("GET", db_path(tenant, database), ok404=True) is None:
-            path = f"{API}/tenants/{quote(tenant, safe='')}/databases"
-            self.request("POST", path, {"name": database})
+        if self.request("GET", db_path(tenant, database), ok404=True) is not None:
+            return False
+        path = f"{API}/tenants/{quote(tenant, safe='')}/databases"
+        self.request("POST", path, {"name": database})
+        return True
+
+    def delete_database(self, tenant: str, database: str) -> None:
+        self.request("DELETE", db_path(tenant, database), ok404=True)
 
     def create_collection(
         self,

@@ -62,6 +62,7 @@ def create(
     to: str = typer.Option(..., "--to", help="Destination: a folder, file://, s3://, gs://, az://"),
     tenant: list[str] = typer.Option([], help="Tenants besides default_tenant (repeatable)"),
     rate_limit: float = typer.Option(0, help="Records/s per shard copy (0: unlimited)"),
+    batch_size: int = typer.Option(0, min=0, help="Records per page (0: the servers' maximum)"),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary"),
 ) -> None:
@@ -77,6 +78,7 @@ def create(
             progress=progress and err.is_terminal,
             log=_log(quiet),
             rate_limit=rate_limit or None,
+            page_size=batch_size or None,
         )
     if quiet:
         for warning in result.warnings:
@@ -136,6 +138,7 @@ def restore(
     source: str = typer.Option(..., "--from", help="DEST/BACKUP_ID"),
     url: str = typer.Option(..., help="The new (empty) cluster's router"),
     rate_limit: float = typer.Option(0, help="Records/s (0: unlimited)"),
+    batch_size: int = typer.Option(0, min=0, help="Records per page (0: the router's maximum)"),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -150,6 +153,7 @@ def restore(
             progress=progress and err.is_terminal,
             log=_log(quiet),
             rate_limit=rate_limit or None,
+            page_size=batch_size or None,
         )
     m = result.manifest
     _console(stderr=False).print(

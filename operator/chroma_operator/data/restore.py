@@ -107,18 +107,21 @@ def restore_backup(
     progress: bool = False,
     log: Log = lambda _m: None,
     rate_limit: float | None = None,
+    page_size: int | None = None,
 ) -> RestoreResult:
     t0 = time.monotonic()
     store = Store(location)
     manifest = load_manifest(store)
     verify_files(store, manifest)
     created: list[CollectionEntry] = []
+    new_databases: list[tuple[str, str]] = []
     with ChromaHTTP(router_url) as router:
         check_target(router, manifest)
         try:
             total = 0
             for c in manifest.collections:
-                router.ensure_database(c.tenant, c.database)
+                if router.ensure_database(c.tenant, c.database):
+                    new_databases.append((c.tenant, c.database))
                 got = router.create_collection(
                     c.tenant,
                     c.database,
@@ -134,9 +137,10 @@ def restore_backup(
                     progress=progress,
                     description=f"restore {c.name}",
                     rate_limit=rate_limit,
+                    page_size=page_size,
                 )
                 total += stats.moved
-                _verify_restored(router, ref, store, c)
+                _verify_restored(router, ref, store, c, page_size)
                 log(f"{c.tenant}/{c.database}/{c.name}: {stats.moved} records, verified")
         except BaseException:
             for c in reversed(created):
@@ -144,24 +148,29 @@ def restore_backup(
                     router.delete_collection(c.tenant, c.database, c.name)
                 except Exception as exc:
                     log(f"warning: could not remove {c.tenant}/{c.database}/{c.name}: {exc}")
+            for tenant, database in new_databases:
+                try:
+                    router.delete_database(tenant, database)
+                except Exception as exc:
+                    log(f"warning: could not remove database {tenant}/{database}: {exc}")
             raise
     return RestoreResult(manifest, total, time.monotonic() - t0)
 
 
 def _verify_restored(
-    router: ChromaHTTP, ref: CollectionRef, store: Store, c: CollectionEntry
+    router: ChromaHTTP, ref: CollectionRef, store: Store, c: CollectionEntry, page_size: int | None
 ) -> None:
     count = router.count(ref)
     if count != c.count:
         raise BackupError(f"{c.name}: the target holds {count} records, the backup {c.count}")
     want = Digest.from_json(c.digest)
-    got = digest_collection(router, ref, want.buckets, mode=want.mode)
+    got = digest_collection(router, ref, want.buckets, page_size, want.mode)
     differ = got.diff(want)
     if not differ:
         return
     # Cosine collections drift by an ulp on every copy: recheck those buckets with a tolerance.
     saved: Iterable = fetch_buckets(_source(store, c).batches(), differ, want.buckets)  # type: ignore[type-arg]
-    held = fetch_bucket_records(router, ref, differ, want.buckets)
+    held = fetch_bucket_records(router, ref, differ, want.buckets, page_size)
     bad = diff_records(saved, held, want.mode)
     if bad:
         raise BackupError(

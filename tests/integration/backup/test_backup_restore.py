@@ -308,6 +308,19 @@ def test_wrong_major_version_is_refused(
     assert_refused(empty_target, bad, "major versions differ")
 
 
+def test_failed_restore_removes_what_it_created(
+    empty_target: RouterProcess, folder_backup: tuple[str, Manifest], tmp_path: Path
+) -> None:
+    """The last collection fails its post-load check: the ones loaded before are removed."""
+    location, _ = folder_backup
+    bad = copy_backup(location, tmp_path)
+    m = json.loads((bad / "manifest.json").read_text())
+    last = m["collections"][-1]
+    last["count"] += 1
+    (bad / "manifest.json").write_text(json.dumps(m))
+    assert_refused(empty_target, bad, last["name"], "the target holds")
+
+
 def test_non_empty_target_is_refused(
     empty_target: RouterProcess, folder_backup: tuple[str, Manifest]
 ) -> None:
