@@ -87,11 +87,12 @@ def router_topology(http: ChromaHTTP) -> dict[str, Any]:
     return topo
 
 
-def pick_replica(endpoints: list[str]) -> str:
+def pick_replica(endpoints: list[str], headers: dict[str, str] | None = None) -> str:
     """The first replica that answers its heartbeat."""
     for ep in endpoints:
         try:
-            if httpx.get(ep.rstrip("/") + "/api/v2/heartbeat", timeout=5).status_code == 200:
+            url = ep.rstrip("/") + "/api/v2/heartbeat"
+            if httpx.get(url, headers=headers, timeout=5).status_code == 200:
                 return ep
         except httpx.HTTPError:
             continue
@@ -123,13 +124,14 @@ def create_backup(
     log: Log = lambda _m: None,
     rate_limit: float | None = None,
     page_size: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> BackupResult:
     """Back up every collection of `tenants` (default_tenant always) reachable via the router."""
     started, t0 = now_iso(), time.monotonic()
     warnings: list[str] = []
     backup_id = new_backup_id()
     store = Store(dest).child(backup_id)
-    router = ChromaHTTP(router_url)
+    router = ChromaHTTP(router_url, headers=headers)
     open_files: dict[tuple[str, str, str], _Open] = {}
     try:
         topo = router_topology(router)
@@ -137,7 +139,7 @@ def create_backup(
         wanted = [DEFAULT_TENANT, *[t for t in tenants or [] if t != DEFAULT_TENANT]]
         point_in_time = True
         for shard in topo["shards"]:
-            index, replica = int(shard["index"]), pick_replica(list(shard["endpoints"]))
+            index, replica = int(shard["index"]), pick_replica(list(shard["endpoints"]), headers)
             held = _hold(router, index, replica, "hold")
             if not held:
                 point_in_time = False
@@ -149,7 +151,15 @@ def create_backup(
                 log(f"warning: {msg}")
             try:
                 _copy_shard(
-                    index, replica, store, wanted, open_files, progress, log, rate_limit, page_size
+                    ChromaHTTP(replica, headers=headers),
+                    index,
+                    store,
+                    wanted,
+                    open_files,
+                    progress,
+                    log,
+                    rate_limit,
+                    page_size,
                 )
             finally:
                 if held:
@@ -200,8 +210,8 @@ def create_backup(
 
 
 def _copy_shard(
+    replica: ChromaHTTP,
     index: int,
-    replica: str,
     store: Store,
     tenants: list[str],
     open_files: dict[tuple[str, str, str], _Open],
@@ -210,7 +220,7 @@ def _copy_shard(
     rate_limit: float | None,
     page_size: int | None,
 ) -> None:
-    with ChromaHTTP(replica) as http:
+    with replica as http:
         batch = http.max_batch_size()
         for tenant in tenants:
             for database in http.list_databases(tenant):
@@ -239,7 +249,7 @@ def _copy_shard(
                         page_size=page_size,
                     )
                     log(
-                        f"shard {index} ({replica}): {tenant}/{database}/{key[2]}: "
+                        f"shard {index} ({http.base_url}): {tenant}/{database}/{key[2]}: "
                         f"{stats.scanned} records"
                     )
 

@@ -52,6 +52,17 @@ def _log(quiet: bool) -> Callable[[str], None]:
     return (lambda _m: None) if quiet else (lambda m: err.print(m, markup=False))
 
 
+def parse_headers(values: list[str]) -> dict[str, str]:
+    """`--header 'X-Chroma-Token: secret'` (repeatable) -> a dict; values are never printed."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise typer.BadParameter("expected 'Name: value'", param_hint="--header")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _rate(records: int, seconds: float) -> str:
     return f"{records / seconds:,.0f}" if seconds > 0 else "-"
 
@@ -63,12 +74,16 @@ def create(
     tenant: list[str] = typer.Option([], help="Tenants besides default_tenant (repeatable)"),
     rate_limit: float = typer.Option(0, help="Records/s per shard copy (0: unlimited)"),
     batch_size: int = typer.Option(0, min=0, help="Records per page (0: the servers' maximum)"),
+    header: list[str] = typer.Option(
+        [], help="'Name: value' sent to the router and shards, e.g. X-Chroma-Token (repeatable)"
+    ),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary"),
 ) -> None:
     """Back up every collection through the router, one held replica per shard."""
     from chroma_operator.data.backup import create_backup
 
+    headers = parse_headers(header)
     with _errors():
         err = _console()
         result = create_backup(
@@ -79,6 +94,7 @@ def create(
             log=_log(quiet),
             rate_limit=rate_limit or None,
             page_size=batch_size or None,
+            headers=headers,
         )
     if quiet:
         for warning in result.warnings:
@@ -139,12 +155,16 @@ def restore(
     url: str = typer.Option(..., help="The new (empty) cluster's router"),
     rate_limit: float = typer.Option(0, help="Records/s (0: unlimited)"),
     batch_size: int = typer.Option(0, min=0, help="Records per page (0: the router's maximum)"),
+    header: list[str] = typer.Option(
+        [], help="'Name: value' sent to the router and shards, e.g. X-Chroma-Token (repeatable)"
+    ),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Restore into an empty cluster, then verify counts and digests."""
     from chroma_operator.data.restore import restore_backup
 
+    headers = parse_headers(header)
     with _errors():
         err = _console()
         result = restore_backup(
@@ -154,6 +174,7 @@ def restore(
             log=_log(quiet),
             rate_limit=rate_limit or None,
             page_size=batch_size or None,
+            headers=headers,
         )
     m = result.manifest
     _console(stderr=False).print(

@@ -108,6 +108,7 @@ def restore_backup(
     log: Log = lambda _m: None,
     rate_limit: float | None = None,
     page_size: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> RestoreResult:
     t0 = time.monotonic()
     store = Store(location)
@@ -115,7 +116,7 @@ def restore_backup(
     verify_files(store, manifest)
     created: list[CollectionEntry] = []
     new_databases: list[tuple[str, str]] = []
-    with ChromaHTTP(router_url) as router:
+    with ChromaHTTP(router_url, headers=headers) as router:
         check_target(router, manifest)
         try:
             total = 0
