@@ -22,7 +22,7 @@ from chroma_operator.data.backup_format import (
 from chroma_operator.data.digest import digest_records
 from chroma_operator.data.mover import move
 from chroma_operator.data.records import RecordBatch
-from chroma_operator.data.restore import major, verify_backup
+from chroma_operator.data.restore import major, portable_configuration, verify_backup
 from chroma_operator.data.store import Store, StoreError
 
 
@@ -137,3 +137,20 @@ def test_store_schemes_and_major_versions(tmp_path: Path) -> None:
         Store("gs://bucket/path")
     assert major("1.0.0") == "1" and major("v2.3") == "2"
     FileEntry(path="p", sha256="0" * 64, size=0)
+
+
+def test_the_source_encoder_is_not_carried_to_a_new_cluster(tmp_path: Path) -> None:
+    _, manifest = write_backup(tmp_path, sample(3))
+    ef = {
+        "type": "known",
+        "name": "huggingface_server",
+        "config": {"url": "http://a-encoder:8080/embed"},
+    }
+    c = manifest.collections[0].model_copy(
+        update={"configuration": {"hnsw": {"space": "cosine"}, "embedding_function": ef}}
+    )
+    own = manifest.model_copy(update={"cluster": {"encoder": {"url": "http://a-encoder:8080"}}})
+    assert portable_configuration(c, own) == {"hnsw": {"space": "cosine"}}
+    other = manifest.model_copy(update={"cluster": {"encoder": {"url": "http://elsewhere:1"}}})
+    assert portable_configuration(c, other) == c.configuration
+    assert portable_configuration(c, manifest) == c.configuration  # no topology known

@@ -187,7 +187,7 @@ def create_backup(
         manifest = Manifest(
             backup_id=backup_id,
             cluster=topo,
-            source=router_url,
+            source=str(httpx.URL(router_url).copy_with(username=None, password=None)),
             chroma_version=version,
             started=started,
             completed=now_iso(),

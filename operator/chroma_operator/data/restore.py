@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from chroma_operator.data.backup import BackupError, Log, load_manifest
 from chroma_operator.data.backup_format import CollectionEntry, Manifest, RecordFileSource
@@ -75,6 +76,22 @@ def verify_backup(location: str, log: Log = lambda _m: None) -> Manifest:
     return manifest
 
 
+def portable_configuration(c: CollectionEntry, manifest: Manifest) -> dict[str, Any] | None:
+    """The collection's configuration for a new cluster.
+
+    An embedding function that points at the source cluster's own encoder is left out:
+    the target's router puts in its own encoder (or none), not the old cluster's URL.
+    """
+    config = dict(c.configuration)
+    ef = config.get("embedding_function")
+    encoder = ((manifest.cluster or {}).get("encoder") or {}).get("url")
+    if isinstance(ef, dict) and encoder and ef.get("name") == "huggingface_server":
+        url = str((ef.get("config") or {}).get("url") or "")
+        if url.startswith(str(encoder).rstrip("/")):
+            config.pop("embedding_function")
+    return config or None
+
+
 def major(version: str) -> str:
     return version.strip().lstrip("v").split(".", 1)[0]
 
@@ -127,7 +144,7 @@ def restore_backup(
                     c.tenant,
                     c.database,
                     c.name,
-                    configuration=c.configuration or None,
+                    configuration=portable_configuration(c, manifest),
                     metadata=c.metadata,
                 )
                 created.append(c)
