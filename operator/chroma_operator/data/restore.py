@@ -158,7 +158,7 @@ def restore_backup(
                     page_size=page_size,
                 )
                 total += stats.moved
-                _verify_restored(router, ref, store, c, page_size)
+                _verify_restored(router, ref, store, c)
                 log(f"{c.tenant}/{c.database}/{c.name}: {stats.moved} records, verified")
         except BaseException:
             for c in reversed(created):
@@ -176,8 +176,10 @@ def restore_backup(
 
 
 def _verify_restored(
-    router: ChromaHTTP, ref: CollectionRef, store: Store, c: CollectionEntry, page_size: int | None
+    router: ChromaHTTP, ref: CollectionRef, store: Store, c: CollectionEntry
 ) -> None:
+    # The largest pages: the router asks every shard for offset+limit records per page.
+    page_size = router.max_batch_size()
     count = router.count(ref)
     if count != c.count:
         raise BackupError(f"{c.name}: the target holds {count} records, the backup {c.count}")
