@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from chroma_operator.data import cli as backup_cli
 from chroma_operator.encoder import cli as encoder_cli
 from chroma_operator.install import cli as install_cli
 from chroma_operator.local import cli as local_cli
@@ -31,6 +32,7 @@ app.command("router")(router_cli.command)
 app.command("encoder")(encoder_cli.command)
 app.command("tune")(tuner_cli.command)
 app.add_typer(local_cli.app, name="local")
+app.add_typer(backup_cli.app, name="backup")
 app.command("demo")(local_cli.demo_command)
 app.add_typer(install_cli.app)
 

@@ -1,0 +1,184 @@
+"""`chroma-operator backup`: create, list, verify and restore logical backups.
+
+Exit codes: 0 success; 1 the backup or restore failed (one line says why); 2 bad
+arguments. Errors never print a traceback, and a failed run leaves no half-written
+backup behind and no restored collections in the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import typer
+
+app = typer.Typer(
+    name="backup",
+    help="Logical backups of a cluster to a directory or object storage, and restore.",
+    no_args_is_help=True,
+)
+
+T = TypeVar("T")
+
+
+def _console(stderr: bool = True):  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Known failures become one red line and exit code 1."""
+    from rich.markup import escape
+
+    from chroma_operator.data.backup import BackupError
+    from chroma_operator.data.chroma_http import ChromaCallError
+    from chroma_operator.data.store import StoreError
+
+    try:
+        yield
+    except (BackupError, ChromaCallError, StoreError, OSError) as exc:
+        _console().print(f"[bold red]error[/]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _console().print("[bold red]error[/]: interrupted")
+        raise typer.Exit(130) from None
+
+
+def _log(quiet: bool) -> Callable[[str], None]:
+    err = _console()
+    return (lambda _m: None) if quiet else (lambda m: err.print(m, markup=False))
+
+
+def parse_headers(values: list[str]) -> dict[str, str]:
+    """`--header 'X-Chroma-Token: secret'` (repeatable) -> a dict; values are never printed."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise typer.BadParameter("expected 'Name: value'", param_hint="--header")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _rate(records: int, seconds: float) -> str:
+    return f"{records / seconds:,.0f}" if seconds > 0 else "-"
+
+
+@app.command("create")
+def create(
+    url: str = typer.Option(..., help="The cluster's router, e.g. http://x-router:8000"),
+    to: str = typer.Option(..., "--to", help="Destination: a folder, file://, s3://, gs://, az://"),
+    tenant: list[str] = typer.Option([], help="Tenants besides default_tenant (repeatable)"),
+    rate_limit: float = typer.Option(0, help="Records/s per shard copy (0: unlimited)"),
+    batch_size: int = typer.Option(0, min=0, help="Records per page (0: the servers' maximum)"),
+    header: list[str] = typer.Option(
+        [], help="'Name: value' sent to the router and shards, e.g. X-Chroma-Token (repeatable)"
+    ),
+    progress: bool = typer.Option(True, help="Progress bars on stderr"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary"),
+) -> None:
+    """Back up every collection through the router, one held replica per shard."""
+    from chroma_operator.data.backup import create_backup
+
+    headers = parse_headers(header)
+    with _errors():
+        err = _console()
+        result = create_backup(
+            url,
+            to,
+            tenants=tenant,
+            progress=progress and err.is_terminal,
+            log=_log(quiet),
+            rate_limit=rate_limit or None,
+            page_size=batch_size or None,
+            headers=headers,
+        )
+    if quiet:
+        for warning in result.warnings:
+            _console().print(f"warning: {warning}", markup=False)
+    m = result.manifest
+    _console(stderr=False).print(
+        f"backup {m.backup_id}: {len(m.collections)} collections, {m.records:,} records, "
+        f"{m.bytes:,} bytes in {result.seconds:.1f}s ({_rate(m.records, result.seconds)} records/s)"
+        f"{'' if m.point_in_time else ' (not point-in-time)'}\n{result.location}",
+        markup=False,
+    )
+
+
+@app.command("list")
+def list_backups(dest: str = typer.Argument(..., help="The destination given to create")) -> None:
+    """Backups under a destination (finished ones: those with a manifest)."""
+    from chroma_operator.data.backup import BackupError, load_manifest
+    from chroma_operator.data.store import Store
+
+    with _errors():
+        store = Store(dest)
+        out = _console(stderr=False)
+        found = 0
+        for name in store.children():
+            try:
+                m = load_manifest(store.child(name))
+            except BackupError:
+                continue
+            found += 1
+            out.print(
+                f"{m.backup_id}  {m.completed}  {len(m.collections)} collections  "
+                f"{m.records:,} records  {m.bytes:,} bytes",
+                markup=False,
+            )
+        if not found:
+            out.print(f"no backups under {dest}", markup=False)
+
+
+@app.command("verify")
+def verify(
+    location: str = typer.Argument(..., help="DEST/BACKUP_ID"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Check every file's sha256, record count and digest against the manifest."""
+    from chroma_operator.data.restore import verify_backup
+
+    with _errors():
+        m = verify_backup(location, _log(quiet))
+    _console(stderr=False).print(
+        f"backup {m.backup_id} is intact: {len(m.collections)} collections, {m.records:,} records",
+        markup=False,
+    )
+
+
+@app.command("restore")
+def restore(
+    source: str = typer.Option(..., "--from", help="DEST/BACKUP_ID"),
+    url: str = typer.Option(..., help="The new (empty) cluster's router"),
+    rate_limit: float = typer.Option(0, help="Records/s (0: unlimited)"),
+    batch_size: int = typer.Option(0, min=0, help="Records per page (0: the router's maximum)"),
+    header: list[str] = typer.Option(
+        [], help="'Name: value' sent to the router and shards, e.g. X-Chroma-Token (repeatable)"
+    ),
+    progress: bool = typer.Option(True, help="Progress bars on stderr"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Restore into an empty cluster, then verify counts and digests."""
+    from chroma_operator.data.restore import restore_backup
+
+    headers = parse_headers(header)
+    with _errors():
+        err = _console()
+        result = restore_backup(
+            source,
+            url,
+            progress=progress and err.is_terminal,
+            log=_log(quiet),
+            rate_limit=rate_limit or None,
+            page_size=batch_size or None,
+            headers=headers,
+        )
+    m = result.manifest
+    _console(stderr=False).print(
+        f"restored {m.backup_id}: {len(m.collections)} collections, {result.records:,} records "
+        f"in {result.seconds:.1f}s ({_rate(result.records, result.seconds)} records/s), verified",
+        markup=False,
+    )
