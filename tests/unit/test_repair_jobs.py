@@ -87,7 +87,10 @@ def test_shares_the_tuning_job_shape() -> None:
     (c,) = js["template"]["spec"]["containers"]
     assert c["name"] == "repair"
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    assert c["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    assert c["resources"] == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "2Gi"},
+    }
     labels = js["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/component"] == "repair"
 
@@ -133,12 +136,21 @@ def test_report_into_status() -> None:
         "bucketsDiffering": 5,
         "seconds": 1.5,
     }
-    pod = {"status": {"containerStatuses": [{"state": {"terminated": {"message": json.dumps(report)}}}]}}
+    pod = {
+        "status": {
+            "containerStatuses": [{"state": {"terminated": {"message": json.dumps(report)}}}]
+        }
+    }
     parsed = jobs.parse_result(jobs.termination_message([pod]))
     record, ok, reason, message = repair_outcome("docs-repair-1", parsed)
     assert ok and reason == "Converged" and record["job"] == "docs-repair-1" and "v" not in record
     assert "3 copied, 2 removed, 1 overwritten in 5 of 4096 buckets" in message
-    failed = {**report, "status": "failed", "reason": "replica-unreachable", "message": "shard-1-1 down"}
+    failed = {
+        **report,
+        "status": "failed",
+        "reason": "replica-unreachable",
+        "message": "shard-1-1 down",
+    }
     record, ok, reason, message = repair_outcome("j", failed)
     assert not ok and reason == "ReplicaUnreachable" and message.startswith("shard-1-1 down")
     record, ok, reason, _ = repair_outcome("j", jobs.parse_result("Traceback ..."))

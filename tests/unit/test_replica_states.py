@@ -13,7 +13,13 @@ from chroma_operator.topology import Topology
 
 def _r(name: str, state: str, hints: int = 0) -> dict[str, object]:
     shard = int(name.split("-")[1])
-    return {"name": name, "shard": shard, "endpoint": f"http://{name}", "state": state, "pending_hints": hints}
+    return {
+        "name": name,
+        "shard": shard,
+        "endpoint": f"http://{name}",
+        "state": state,
+        "pending_hints": hints,
+    }
 
 
 def test_worst_state_wins_and_hints_add_up() -> None:
@@ -28,7 +34,9 @@ def test_worst_state_wins_and_hints_add_up() -> None:
 def test_a_silent_router_never_makes_a_replica_look_better() -> None:
     now = [_r("shard-0-1", "in-sync")]
     assert rs.aggregate([now], {"shard-0-1": "stale"}, complete=False)["shard-0-1"].state == "stale"
-    assert rs.aggregate([now], {"shard-0-1": "stale"}, complete=True)["shard-0-1"].state == "in-sync"
+    assert (
+        rs.aggregate([now], {"shard-0-1": "stale"}, complete=True)["shard-0-1"].state == "in-sync"
+    )
 
 
 def test_parse_report_and_urls() -> None:
@@ -41,7 +49,10 @@ def test_parse_report_and_urls() -> None:
 
 def test_status_carries_states_across_a_refresh_and_into_the_topology() -> None:
     views = rs.aggregate([[_r("shard-0-0", "in-sync"), _r("shard-0-1", "stale", 2)]], {}, True)
-    shards = [{"index": 0, "replicas": 2, "readyReplicas": 2}, {"index": 1, "replicas": 2, "readyReplicas": 2}]
+    shards = [
+        {"index": 0, "replicas": 2, "readyReplicas": 2},
+        {"index": 1, "replicas": 2, "readyReplicas": 2},
+    ]
     published = rs.with_replicas(shards, views)
     assert published[0]["replicaStates"][1] == {
         "name": "shard-0-1",
@@ -59,7 +70,10 @@ def test_status_carries_states_across_a_refresh_and_into_the_topology() -> None:
     assert states == {"shard-0-0": "in-sync", "shard-0-1": "stale"}
     topo = Topology.from_json(build_config_map(owner, spec, states)["data"]["topology.json"])
     assert topo.replica_states == states
-    assert Topology.from_json(build_config_map(owner, spec)["data"]["topology.json"]).replica_states == {}
+    assert (
+        Topology.from_json(build_config_map(owner, spec)["data"]["topology.json"]).replica_states
+        == {}
+    )
 
 
 def test_transitions_name_what_changed() -> None:
