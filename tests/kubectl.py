@@ -62,6 +62,17 @@ async def kubectl_apply(kube: Kube, doc: dict[str, Any], *, validate: bool = Tru
         )
 
 
+async def kubectl_annotate(kube: Kube, doc: dict[str, Any], annotations: dict[str, str]) -> None:
+    """`kubectl annotate --overwrite`: a merge patch of metadata.annotations."""
+    meta = doc["metadata"]
+    await kube._call(
+        "PATCH",
+        f"/apis/{CLUSTERS.rsplit('/', 1)[0]}/namespaces/{meta['namespace']}/chromaclusters/{meta['name']}",
+        headers={"Content-Type": "application/merge-patch+json"},
+        json={"metadata": {"annotations": annotations}},
+    )
+
+
 async def finish_job(
     kube: Kube, namespace: str, job: str, container: str, result: dict[str, Any]
 ) -> None:

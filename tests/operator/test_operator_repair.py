@@ -20,7 +20,7 @@ from chroma_operator.reconcile.kube import Kube
 from chroma_operator.repair.run import Options, run_repair
 from chroma_operator.topology import Topology
 from kube_emulator import ApiServer, events_of, running_operator
-from kubectl import cluster_doc, eventually, finish_job, kubectl_apply
+from kubectl import cluster_doc, eventually, finish_job, kubectl_annotate, kubectl_apply
 from router_harness import RouterProcess, make_topology, start_servers
 
 NS = "repair"
@@ -109,11 +109,10 @@ async def test_repair_annotation_job_cronjob_and_status(
             "reason": "replica-unreachable",
             "message": "shard-1-1 did not answer",
         }
-        doc["metadata"]["annotations"] = {REPAIR_ANNOTATION: "again"}
-        await kubectl_apply(kube, doc)
+        await kubectl_annotate(kube, doc, {REPAIR_ANNOTATION: "again"})
         second = await eventually(
             lambda: kube.list("batch/v1", "Job", NS, {"app.kubernetes.io/component": "repair"}),
-            lambda items: len(items) == 2,
+            lambda items: any(j["metadata"]["name"] != job for j in items),
         )
         job2 = next(j["metadata"]["name"] for j in second if j["metadata"]["name"] != job)
         await finish_job(kube, NS, job2, "repair", failed)

@@ -19,10 +19,11 @@ import kopf
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
+from chroma_operator.build.jobs import front_url
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
-from chroma_operator.build.tuning import VERIFY_ANNOTATION, front_url
+from chroma_operator.build.tuning import VERIFY_ANNOTATION
 from chroma_operator.reconcile import (
     jobs,
     metrics,
