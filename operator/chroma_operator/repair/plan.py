@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from chroma_operator.data.digest import Digest, diff_records
+import numpy as np
+
+from chroma_operator.data.digest import Digest, EmbeddingMode, diff_records
 from chroma_operator.data.records import RecordBatch
 
 IN_SYNC = "in-sync"
@@ -95,8 +97,6 @@ def _concat(batches: Iterable[RecordBatch]) -> RecordBatch:
         return RecordBatch.empty()
     if len(parts) == 1:
         return parts[0]
-    import numpy as np
-
     return RecordBatch(
         [i for p in parts for i in p.ids],
         np.concatenate([p.embeddings for p in parts]),
@@ -106,12 +106,14 @@ def _concat(batches: Iterable[RecordBatch]) -> RecordBatch:
     )
 
 
-def changes(reference: Sequence[RecordBatch], target: Sequence[RecordBatch], mode: str) -> Changes:
+def changes(
+    reference: Sequence[RecordBatch], target: Sequence[RecordBatch], mode: EmbeddingMode
+) -> Changes:
     """Classify the records of the same buckets on the reference and on the target.
 
     `diff_records` decides what differs (with the cosine tolerance in "direction" mode),
     so a record that only moved by Chroma's normalization is not rewritten."""
-    differ = set(diff_records(reference, target, mode))  # type: ignore[arg-type]
+    differ = set(diff_records(reference, target, mode))
     ref = _concat(reference)
     held = {i for b in target for i in b.ids}
     ref_ids = set(ref.ids)
