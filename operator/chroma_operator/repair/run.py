@@ -125,7 +125,12 @@ class Repairer:
             )
             return
         for tenant in self.opts.tenants:
-            for database, listings in self._listings(reachable, tenant).items():
+            try:
+                databases = self._listings(reachable, tenant)
+            except ChromaCallError as exc:
+                self.report.errors.append(f"shard {refs[0].shard}: listing failed: {exc}; skipped")
+                return
+            for database, listings in databases.items():
                 names = sorted({n for listing in listings.values() for n in listing})
                 if self.opts.collection is not None:
                     names = [n for n in names if n == self.opts.collection]
@@ -175,8 +180,11 @@ class Repairer:
             return CollectionRef(tenant, database, str(info["id"]), name) if info else None
 
         order = [r.name for r in holders]
-        by_name = {r.name: r for r in reachable}
-        digests = {r.name: self.digest(r, ref_of(r), mode) for r in holders}
+        try:
+            digests = {r.name: self.digest(r, ref_of(r), mode) for r in holders}
+        except ChromaCallError as exc:
+            self.report.errors.append(f"{where}: an in-sync replica failed: {exc}; skipped")
+            return
         chosen, disagree = plan.bucket_references(digests, order)
         if disagree:
             self.report.disagreements.append(
@@ -184,36 +192,62 @@ class Repairer:
                 "bucket(s); each bucket repaired from the majority (ties: the first)"
             )
         for target in reachable:
-            is_ref = target.name in digests
-            result = CollectionResult(target.name, target.shard, tenant, database, name)
-            tdigest = digests[target.name] if is_ref else self.digest(target, ref_of(target), mode)
-            for round_ in range(1, self.opts.rounds + 1):
-                result.rounds = round_
-                if round_ > 1:
-                    digests = {r.name: self.digest(r, ref_of(r), mode) for r in holders}
-                    chosen, _ = plan.bucket_references(digests, order)
-                    tdigest = self.digest(target, ref_of(target), mode)
-                diff = plan.differing_buckets(tdigest, digests, chosen)
-                if round_ == 1:
-                    result.buckets_compared = self.opts.buckets
-                    result.buckets_differing = sum(len(b) for b in diff.values())
-                if not diff:
-                    result.converged = True
-                    break
-                fixed = self._fix(by_name, diff, target, ref_of, infos, first, mode, result)
-                if not fixed:  # only Chroma's float noise differs (cosine): nothing to do
-                    result.converged = True
-                    break
-                if self.opts.dry_run:
-                    break
-            if not is_ref or not result.converged or result.rounds > 1:
-                self.report.results.append(result)
-                self.opts.log(
-                    f"{target.name} {where}: {result.buckets_differing} bucket(s) differ; "
-                    f"{result.copied} copied, {result.removed} removed, "
-                    f"{result.overwritten} overwritten"
-                    + ("" if result.converged else " (not converged)")
+            try:
+                self._repair_target(
+                    target, holders, digests, chosen, (tenant, database, name), ref_of, infos, mode
                 )
+            except ChromaCallError as exc:  # a replica failed mid-run: report, go on
+                self.report.skipped.append(target.name)
+                self.report.errors.append(f"{target.name} {where}: {exc}; skipped")
+
+    def _repair_target(
+        self,
+        target: Replica,
+        holders: list[Replica],
+        digests: dict[str, Digest],
+        chosen: list[str],
+        key: tuple[str, str, str],
+        ref_of: Callable[[Replica], CollectionRef | None],
+        infos: dict[str, dict[str, Any] | None],
+        mode: EmbeddingMode,
+    ) -> None:
+        """Fix-and-verify rounds for one replica's copy of one collection."""
+        tenant, database, name = key
+        where = "/".join(key)
+        order = [r.name for r in holders]
+        by_name = {r.name: r for r in holders}
+        by_name[target.name] = target
+        first = infos[holders[0].name] or {}
+        is_ref = target.name in digests
+        result = CollectionResult(target.name, target.shard, tenant, database, name)
+        tdigest = digests[target.name] if is_ref else self.digest(target, ref_of(target), mode)
+        for round_ in range(1, self.opts.rounds + 1):
+            result.rounds = round_
+            if round_ > 1:
+                digests = {r.name: self.digest(r, ref_of(r), mode) for r in holders}
+                chosen, _ = plan.bucket_references(digests, order)
+                tdigest = self.digest(target, ref_of(target), mode)
+            diff = plan.differing_buckets(tdigest, digests, chosen)
+            if round_ == 1:
+                result.buckets_compared = self.opts.buckets
+                result.buckets_differing = sum(len(b) for b in diff.values())
+            if not diff:
+                result.converged = True
+                break
+            fixed = self._fix(by_name, diff, target, ref_of, infos, first, mode, result)
+            if not fixed:  # only Chroma's float noise differs (cosine): nothing to do
+                result.converged = True
+                break
+            if self.opts.dry_run:
+                break
+        if not is_ref or not result.converged or result.rounds > 1:
+            self.report.results.append(result)
+            self.opts.log(
+                f"{target.name} {where}: {result.buckets_differing} bucket(s) differ; "
+                f"{result.copied} copied, {result.removed} removed, "
+                f"{result.overwritten} overwritten"
+                + ("" if result.converged else " (not converged)")
+            )
 
     def _fix(
         self,
