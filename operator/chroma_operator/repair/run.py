@@ -25,8 +25,8 @@ from chroma_operator.data.digest import (
     DEFAULT_BUCKETS,
     Digest,
     EmbeddingMode,
+    bucket_of,
     digest_records,
-    fetch_buckets,
     mode_for_space,
     scan,
 )
@@ -86,9 +86,7 @@ class Repairer:
 
     def _scan(self, replica: Replica, ref: CollectionRef) -> Iterator[RecordBatch]:
         for batch in scan(self.http(replica), ref):
-            self.report.records_read += len(batch)
-            self.on_records(len(batch))
-            self.limiter.take(len(batch))
+            self._count(len(batch))
             yield batch
 
     def digest(self, replica: Replica, ref: CollectionRef | None, mode: EmbeddingMode) -> Digest:
@@ -99,9 +97,33 @@ class Repairer:
     def bucket_records(
         self, replica: Replica, ref: CollectionRef | None, wanted: list[int]
     ) -> list[RecordBatch]:
+        """The records of some buckets: an id-only scan finds them (no embeddings on the
+        wire), then they are fetched by id, a page at a time."""
         if ref is None:
             return []
-        return list(fetch_buckets(self._scan(replica, ref), wanted, self.opts.buckets))
+        http = self.http(replica)
+        size = http.max_batch_size()
+        keep = set(wanted)
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page = http.get_ids(ref, offset=offset, limit=size)
+            self._count(len(page))
+            ids.extend(i for i in page if bucket_of(i, self.opts.buckets) in keep)
+            if len(page) < size:
+                break
+            offset += len(page)
+        out = []
+        for start in range(0, len(ids), size):
+            batch = http.get(ref, ids=ids[start : start + size])
+            self._count(len(batch))
+            out.append(batch)
+        return out
+
+    def _count(self, n: int) -> None:
+        self.report.records_read += n
+        self.on_records(n)
+        self.limiter.take(n)
 
     # --- one shard ---------------------------------------------------------------------
 
@@ -224,9 +246,11 @@ class Repairer:
         for round_ in range(1, self.opts.rounds + 1):
             result.rounds = round_
             if round_ > 1:
-                digests = {r.name: self.digest(r, ref_of(r), mode) for r in holders}
-                chosen, _ = plan.bucket_references(digests, order)
                 tdigest = self.digest(target, ref_of(target), mode)
+                if plan.differing_buckets(tdigest, digests, chosen):
+                    # Still different: the references may have taken writes meanwhile.
+                    digests = {r.name: self.digest(r, ref_of(r), mode) for r in holders}
+                    chosen, _ = plan.bucket_references(digests, order)
             diff = plan.differing_buckets(tdigest, digests, chosen)
             if round_ == 1:
                 result.buckets_compared = self.opts.buckets
