@@ -420,6 +420,10 @@ async def record_repair(ctx: Context, namespace: str, name: str, job: Mapping[st
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
         result = jobs.parse_result(jobs.termination_message(pods))
         record, ok, reason, message = repair.repair_outcome(job_name, result)
+        metrics.REPAIR_RESULTS.labels(outcome="converged" if ok else reason).inc()
+        if result is not None and not result.get("dryRun"):
+            for action in ("copied", "removed", "overwritten"):
+                metrics.REPAIRED_RECORDS.labels(action=action).inc(int(result.get(action) or 0))
         conditions = st.set_condition(
             list(previous.get("conditions", [])),
             repair.REPAIRED,
