@@ -258,3 +258,10 @@ def running_operator(
         thread.join(30)
     if errors:
         raise errors[0]
+
+
+async def events_of(server: ApiServer) -> list[dict[str, Any]]:
+    """Every Event the emulated API server holds (what `kubectl get events` lists)."""
+    return [
+        o.raw for (r, _, _), o in server.objects.items() if r.plural == "events" and not o.deleted
+    ]

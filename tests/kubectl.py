@@ -60,3 +60,42 @@ async def kubectl_apply(kube: Kube, doc: dict[str, Any], *, validate: bool = Tru
             headers={"Content-Type": "application/merge-patch+json"},
             json={"spec": doc["spec"]},
         )
+
+
+async def kubectl_annotate(kube: Kube, doc: dict[str, Any], annotations: dict[str, str]) -> None:
+    """`kubectl annotate --overwrite`: a merge patch of metadata.annotations."""
+    meta = doc["metadata"]
+    await kube._call(
+        "PATCH",
+        f"/apis/{CLUSTERS.rsplit('/', 1)[0]}/namespaces/{meta['namespace']}/chromaclusters/{meta['name']}",
+        headers={"Content-Type": "application/merge-patch+json"},
+        json={"metadata": {"annotations": annotations}},
+    )
+
+
+async def finish_job(
+    kube: Kube, namespace: str, job: str, container: str, result: dict[str, Any]
+) -> None:
+    """No kubelet or Job controller here: write what they would for a finished Job whose
+    container left `result` as its termination message."""
+    import json
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{job}-x1", "namespace": namespace, "labels": {"job-name": job}},
+        "spec": {"containers": [{"name": container, "image": "x"}]},
+    }
+    await kube._call("POST", f"/api/v1/namespaces/{namespace}/pods", json=pod)
+    terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(result)}
+    await kube._call(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/{job}-x1/status",
+        headers={"Content-Type": "application/merge-patch+json"},
+        json={
+            "status": {
+                "containerStatuses": [{"name": container, "state": {"terminated": terminated}}]
+            }
+        },
+    )
+    await kube.patch_status("batch/v1", "Job", namespace, job, {"succeeded": 1})

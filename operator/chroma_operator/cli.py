@@ -14,6 +14,7 @@ from chroma_operator.install import cli as install_cli
 from chroma_operator.local import cli as local_cli
 from chroma_operator.reconcile import cli as operator_cli
 from chroma_operator.render_cli import crd_command, render_command
+from chroma_operator.repair import cli as repair_cli
 from chroma_operator.router import cli as router_cli
 from chroma_operator.tuner import cli as tuner_cli
 
@@ -31,6 +32,7 @@ app.command("crd")(crd_command)
 app.command("router")(router_cli.command)
 app.command("encoder")(encoder_cli.command)
 app.command("tune")(tuner_cli.command)
+app.command("repair")(repair_cli.command)
 app.add_typer(local_cli.app, name="local")
 app.add_typer(backup_cli.app, name="backup")
 app.command("demo")(local_cli.demo_command)

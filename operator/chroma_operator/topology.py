@@ -99,6 +99,11 @@ class Topology(_Strict):
     router: RouterTopology = RouterTopology()
     encoder: EncoderTopology | None = None
     slo: SloTopology = SloTopology()
+    replica_states: dict[str, str] = Field(
+        default_factory=dict,
+        description="Replica name (shard-<i>-<r>) -> in-sync | stale | repairing | fenced, "
+        "as the operator last collected it from the routers; absent means in-sync",
+    )
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""

@@ -3,7 +3,6 @@ the chosen efSearch reaches every real shard through a real router."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +13,8 @@ from chroma_operator.build.naming import TUNE_ANNOTATION
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.reconcile.kube import Kube
 from chroma_operator.topology import Topology
-from kube_emulator import ApiServer, running_operator
-from kubectl import cluster_doc, eventually, kubectl_apply
+from kube_emulator import ApiServer, events_of, running_operator
+from kubectl import cluster_doc, eventually, finish_job, kubectl_apply
 from router_harness import RouterProcess, make_topology, start_servers
 
 NS = "tune"
@@ -89,7 +88,7 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
         )
         job = jobs[0]["metadata"]["name"]
         assert job.startswith("search-tune-")
-        await _finish(kube, job, RESULT)
+        await finish_job(kube, NS, job, "tuner", RESULT)
 
         tuned = await eventually(
             lambda: kube.get(API, "ChromaCluster", NS, "search"),
@@ -155,7 +154,7 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
                 "p99Ms": 3.1,
             },
         }
-        await _finish(kube, verify["metadata"]["name"], measured)
+        await finish_job(kube, NS, verify["metadata"]["name"], "tuner", measured)
         done = await eventually(
             lambda: kube.get(API, "ChromaCluster", NS, "search"),
             lambda c: c["status"]["tuning"]["applied"].get("indexReload") == "done",
@@ -172,7 +171,7 @@ async def test_tune_annotation_job_result_and_ef_search_applied(
         # kopf posts Events from a queue: wait for them while the operator still runs.
         wanted = {"Tuned", "IndexReloaded", "TuningVerified"}
         events = await eventually(
-            lambda: _events(apiserver), lambda evs: wanted <= {e["reason"] for e in evs}
+            lambda: events_of(apiserver), lambda evs: wanted <= {e["reason"] for e in evs}
         )
         assert next(e for e in events if e["reason"] == "Tuned")["type"] == "Normal"
     # The modify reached every real shard.
@@ -186,34 +185,3 @@ def _restart_token(sts: dict[str, Any] | None) -> str | None:
     template = (sts or {}).get("spec", {}).get("template", {}).get("metadata", {})
     token = (template.get("annotations") or {}).get("chroma.operator.dev/restarted-at")
     return str(token) if token else None
-
-
-async def _finish(kube: Kube, job: str, result: dict[str, Any]) -> None:
-    """No kubelet or Job controller here: write what they would for a finished Job."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"{job}-x1", "namespace": NS, "labels": {"job-name": job}},
-        "spec": {"containers": [{"name": "tuner", "image": "x"}]},
-    }
-    await kube._call("POST", f"/api/v1/namespaces/{NS}/pods", json=pod)
-    terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(result)}
-    await kube._call(
-        "PATCH",
-        f"/api/v1/namespaces/{NS}/pods/{job}-x1/status",
-        headers={"Content-Type": "application/merge-patch+json"},
-        json={
-            "status": {
-                "containerStatuses": [{"name": "tuner", "state": {"terminated": terminated}}]
-            }
-        },
-    )
-    await kube.patch_status("batch/v1", "Job", NS, job, {"succeeded": 1})
-
-
-async def _events(apiserver: ApiServer) -> list[dict[str, Any]]:
-    return [
-        o.raw
-        for (r, _, _), o in apiserver.objects.items()
-        if r.plural == "events" and not o.deleted
-    ]

@@ -74,7 +74,7 @@ def test_recall_below_its_objective_turns_slomet_false() -> None:
     ev.observe("r", generate_latest(metrics.registry).decode(), 0.0)
     truth = [f"t{i}" for i in range(10)]
     for _ in range(50):
-        sampler.record("docs", 10, [truth[:8] + ["x", "y"]], [truth])
+        sampler.record("docs", 10, [[*truth[:8], "x", "y"]], [truth])
     ev.observe("r", generate_latest(metrics.registry).decode(), 600.0)
     evaluation = ev.evaluate(600.0)
     (r,) = evaluation.objectives

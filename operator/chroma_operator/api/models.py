@@ -297,6 +297,29 @@ class Tuning(Model):
     )
 
 
+class Repair(Model):
+    """Scheduled anti-entropy: compare every replica with an in-sync one, fix what differs."""
+
+    enabled: bool = Field(default=False, description="Create the repair CronJob")
+    schedule: str = Field(
+        default="0 4 * * *", pattern=CRON_PATTERN, description="Cron schedule of the repair Job"
+    )
+    collection: str | None = Field(
+        default=None, min_length=1, description="Collection to repair; every collection when unset"
+    )
+    records_per_second: int = Field(
+        default=5_000,
+        ge=0,
+        le=10_000_000,
+        description="Records read from or written to replicas per second (0: no limit), "
+        "so live traffic keeps its latency",
+    )
+    resources: Resources = Field(
+        default_factory=lambda: _resources("250m", "256Mi", "1Gi"),
+        description="Resources of the Job",
+    )
+
+
 class Objective(Model):
     name: str = Field(
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63, description="Objective name"
@@ -391,6 +414,7 @@ class ChromaClusterSpec(Model):
     router: Router = Field(default_factory=Router, description="Query router")
     encoder: Encoder = Field(default_factory=Encoder, description="Embedding encoder")
     tuning: Tuning = Field(default_factory=Tuning, description="HNSW tuning")
+    repair: Repair = Field(default_factory=Repair, description="Replica repair (anti-entropy) Jobs")
     slo: Slo = Field(default_factory=Slo, description="Latency and availability objectives")
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="Prometheus and Grafana objects"
@@ -410,10 +434,20 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
+class ReplicaStatus(Model):
+    """One replica as the routers see it (the worst state any router reports)."""
+
+    name: str
+    endpoint: str | None = None
+    state: str
+    pending_hints: int = 0
+
+
 class ShardStatus(Model):
     index: int
     replicas: int
     ready_replicas: int
+    replica_states: list[ReplicaStatus] | None = None
 
 
 class Endpoints(Model):
@@ -435,6 +469,7 @@ class ChromaClusterStatus(Model):
     shards: list[ShardStatus] = Field(default_factory=list)
     endpoints: Endpoints | None = None
     tuning: dict[str, Any] | None = None
+    repair: dict[str, Any] | None = None
     slo: dict[str, Any] | None = None
 
 

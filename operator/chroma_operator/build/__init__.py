@@ -10,6 +10,11 @@ from chroma_operator.build.encoder import build_encoder_deployment, build_encode
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
 from chroma_operator.build.monitoring import build_monitoring
 from chroma_operator.build.naming import TUNE_ANNOTATION
+from chroma_operator.build.repair import (
+    REPAIR_ANNOTATION,
+    build_repair_cronjob,
+    build_repair_job,
+)
 from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
 from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
@@ -32,19 +37,21 @@ def build_all(
     tuned_hnsw: dict[str, int] | None = None,
     restarts: dict[int, str] | None = None,
     verify: tuple[str, str] | None = None,
+    replica_states: dict[str, str] | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
     `tuned_hnsw` (snake_case HNSW fields a tuning run applied, kept in status) overrides
     the spec's HNSW defaults for collections created from now on; the spec is untouched.
     `restarts` maps shard index to a restart token (a rolling restart, one shard at a time);
-    `verify` (token, collection) asks for the Job that measures the result once loaded.
+    `verify` (token, collection) asks for the Job that measures the result once loaded;
+    `replica_states` (replica name -> state, from status) go into the topology.
     """
     spec = cluster.spec
     topo_spec = spec
     if tuned_hnsw:
         topo_spec = spec.model_copy(update={"hnsw": spec.hnsw.model_copy(update=tuned_hnsw)})
-    out: list[Manifest] = [build_config_map(owner, topo_spec)]
+    out: list[Manifest] = [build_config_map(owner, topo_spec, replica_states)]
     for i in range(spec.shards):
         out.append(build_headless_service(owner, spec, i))
         out.append(build_statefulset(owner, spec, i, (restarts or {}).get(i)))
@@ -67,5 +74,11 @@ def build_all(
         out.append(build_tuning_job(owner, spec, str(request)))
     if verify is not None:
         out.append(build_verify_job(owner, spec, *verify))
+    repair_cron = build_repair_cronjob(owner, spec)
+    if repair_cron is not None:
+        out.append(repair_cron)
+    repair_request = (extra.get("annotations") or {}).get(REPAIR_ANNOTATION)
+    if repair_request:
+        out.append(build_repair_job(owner, spec, str(repair_request)))
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

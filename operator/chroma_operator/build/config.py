@@ -69,6 +69,7 @@ def build_topology(
     shard_endpoints: Sequence[Sequence[str]],
     router_peers: Sequence[str],
     encoder_url: str | None,
+    replica_states: dict[str, str] | None = None,
 ) -> Topology:
     """The topology routers read; endpoints are given so the same spec serves k8s and local."""
     return Topology(
@@ -100,10 +101,13 @@ def build_topology(
             recall_sample_rate=spec.slo.recall_sample_rate,
             recall_k=max((o.k for o in spec.slo.objectives if o.type == "recall"), default=10),
         ),
+        replica_states=dict(replica_states or {}),
     )
 
 
-def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
+def kubernetes_topology(
+    owner: Owner, spec: ChromaClusterSpec, replica_states: dict[str, str] | None = None
+) -> Topology:
     """Topology with in-cluster DNS names: pod DNS for shards and router peers."""
     hosts = [
         [naming.pod_host(owner.name, owner.namespace, i, r) for r in range(spec.replicas)]
@@ -121,16 +125,21 @@ def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
         shard_endpoints=[[f"http://{h}:{naming.CHROMA_PORT}" for h in shard] for shard in hosts],
         router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
         encoder_url=encoder_url,
+        replica_states=replica_states,
     )
 
 
-def build_config_map(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
+def build_config_map(
+    owner: Owner, spec: ChromaClusterSpec, replica_states: dict[str, str] | None = None
+) -> Manifest:
+    """`replica_states` (collected from the routers, kept in status) tell a restarted
+    router which replicas are not in sync."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, naming.config_map(owner.name), "config"),
         "data": {
             CHROMA_CONFIG_KEY: chroma_config_yaml(chroma_server_config(spec)),
-            TOPOLOGY_KEY: kubernetes_topology(owner, spec).to_json(),
+            TOPOLOGY_KEY: kubernetes_topology(owner, spec, replica_states).to_json(),
         },
     }

@@ -1,30 +1,27 @@
 """HNSW tuning workloads: the CronJob `X-tune` and one-off Jobs `X-tune-<hash>`.
 
 Both run `chroma-operator tune` against the cluster's front Service (the router), so the
-tuner sees exactly what clients see. The compact result goes to the container's
+tuner sees exactly what clients see, in the Job shape every operator Job shares (`jobs.py`). The compact result goes to the container's
 termination message, where the operator reads it back into `status.tuning`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from chroma_operator.api.models import ChromaClusterSpec, Tuning
 from chroma_operator.build import naming
-from chroma_operator.build.images import router_image
-from chroma_operator.build.meta import Manifest, Owner, content_hash, metadata, selector_labels
-from chroma_operator.build.resources import container_resources
-from chroma_operator.build.security import container_security_context, pod_security_context
+from chroma_operator.build.jobs import (
+    REQUEST_HASH_LENGTH,
+    JobKind,
+    build_cronjob,
+    build_job,
+    front_url,
+    request_job_name,
+)
+from chroma_operator.build.meta import Manifest, Owner, content_hash
 from chroma_operator.tuner.errors import NO_RETRY_EXIT_CODES
 
 COMPONENT = "tuner"
 REPORT_DIR = "/tmp/tune"
-BACKOFF_LIMIT = 2
-"""Retries for failures that may pass (Chroma unreachable); input errors fail at once."""
-TTL_SECONDS_AFTER_FINISHED = 86_400
-"""Finished Jobs stay a day: long enough for the operator to read the result back."""
-ACTIVE_DEADLINE_SECONDS = 4 * 3600
-REQUEST_HASH_LENGTH = 10
 VERIFY_ANNOTATION = f"{naming.ANNOTATION_PREFIX}/verify"
 
 
@@ -34,13 +31,7 @@ def tune_cronjob_name(cluster: str) -> str:
 
 def tune_job_name(cluster: str, request: str, tuning: Tuning) -> str:
     """`X-tune-<hash>`: a new annotation value or tuning spec is a new Job; the same is not."""
-    digest = content_hash({"request": request, "tuning": tuning.model_dump(by_alias=True)})
-    return f"{cluster}-tune-{digest[:REQUEST_HASH_LENGTH]}"
-
-
-def front_url(owner: Owner) -> str:
-    host = naming.service_host(naming.front_service(owner.name), owner.namespace)
-    return f"http://{host}:{naming.CHROMA_PORT}"
+    return request_job_name(cluster, "tune", request, tuning=tuning)
 
 
 def _measure_args(spec: ChromaClusterSpec) -> list[str]:
@@ -97,107 +88,34 @@ def verify_args(owner: Owner, spec: ChromaClusterSpec, collection: str) -> list[
     ]
 
 
-def _pod_template(
-    owner: Owner, spec: ChromaClusterSpec, args: list[str] | None = None
-) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": COMPONENT,
-        # The tuner ships in the operator/router image (one slim image for all three).
-        "image": router_image(spec),
-        "imagePullPolicy": spec.image_pull_policy,
-        "args": args if args is not None else tune_args(owner, spec),
-        "env": [
-            {"name": "HOME", "value": "/tmp"},
-            {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
-        ],
-        "resources": container_resources(spec.tuning.resources),
-        "securityContext": container_security_context(read_only_root=True),
-        "terminationMessagePath": "/dev/termination-log",
-        # The compact result when the tuner wrote one; the log tail if it crashed first.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
-    return {
-        "metadata": {
-            "labels": {
-                **selector_labels(owner, COMPONENT),
-                "app.kubernetes.io/managed-by": "chroma-operator",
-            }
-        },
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": pod_security_context(fs_group=False),
-            "containers": [container],
-            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
-        },
-    }
-
-
-def _job_spec(
-    owner: Owner, spec: ChromaClusterSpec, args: list[str] | None = None
-) -> dict[str, Any]:
-    return {
-        "backoffLimit": BACKOFF_LIMIT,
-        "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-        "ttlSecondsAfterFinished": TTL_SECONDS_AFTER_FINISHED,
-        "podFailurePolicy": {
-            "rules": [
-                {
-                    "action": "FailJob",
-                    "onExitCodes": {
-                        "containerName": COMPONENT,
-                        "operator": "In",
-                        "values": list(NO_RETRY_EXIT_CODES),
-                    },
-                },
-                # Evicted or preempted pods are not the tuner's fault: do not count them.
-                {
-                    "action": "Ignore",
-                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-                },
-            ]
-        },
-        "template": _pod_template(owner, spec, args),
-    }
+def _kind(spec: ChromaClusterSpec) -> JobKind:
+    return JobKind(COMPONENT, NO_RETRY_EXIT_CODES, spec.tuning.resources)
 
 
 def build_tuning_cronjob(owner: Owner, spec: ChromaClusterSpec) -> Manifest | None:
     """CronJob `X-tune` on `tuning.schedule`, or None when scheduled tuning is off."""
     if not spec.tuning.enabled:
         return None
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": metadata(owner, tune_cronjob_name(owner.name), COMPONENT),
-        "spec": {
-            "schedule": spec.tuning.schedule,
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 3600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "metadata": {"labels": selector_labels(owner, COMPONENT)},
-                "spec": _job_spec(owner, spec),
-            },
-        },
-    }
+    return build_cronjob(
+        owner,
+        spec,
+        _kind(spec),
+        tune_cronjob_name(owner.name),
+        spec.tuning.schedule,
+        tune_args(owner, spec),
+    )
 
 
 def build_tuning_job(owner: Owner, spec: ChromaClusterSpec, request: str) -> Manifest:
     """One-off Job for a `chroma.operator.dev/tune` annotation value (`request`)."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata(
-            owner,
-            tune_job_name(owner.name, request, spec.tuning),
-            COMPONENT,
-            annotations={naming.TUNE_ANNOTATION: request},
-        ),
-        "spec": _job_spec(owner, spec),
-    }
+    return build_job(
+        owner,
+        spec,
+        _kind(spec),
+        tune_job_name(owner.name, request, spec.tuning),
+        tune_args(owner, spec),
+        {naming.TUNE_ANNOTATION: request},
+    )
 
 
 def build_verify_job(
@@ -206,14 +124,11 @@ def build_verify_job(
     """Job `X-verify-<hash>`: measures what clients get after an applied tuning result has
     been loaded by every shard (`token` names that rollout)."""
     digest = content_hash({"verify": token, "collection": collection})[:REQUEST_HASH_LENGTH]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata(
-            owner,
-            f"{owner.name}-verify-{digest}",
-            COMPONENT,
-            annotations={VERIFY_ANNOTATION: token},
-        ),
-        "spec": _job_spec(owner, spec, verify_args(owner, spec, collection)),
-    }
+    return build_job(
+        owner,
+        spec,
+        _kind(spec),
+        f"{owner.name}-verify-{digest}",
+        verify_args(owner, spec, collection),
+        {VERIFY_ANNOTATION: token},
+    )

@@ -20,11 +20,20 @@ from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, Chr
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all, required_crd
 from chroma_operator.build.autoscaling import required_crd as keda_crd
+from chroma_operator.build.jobs import front_url
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd as monitoring_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
-from chroma_operator.build.tuning import VERIFY_ANNOTATION, front_url
-from chroma_operator.reconcile import metrics, rollout, slo_loop, tuning
+from chroma_operator.build.tuning import VERIFY_ANNOTATION
+from chroma_operator.reconcile import (
+    jobs,
+    metrics,
+    repair,
+    replica_states,
+    rollout,
+    slo_loop,
+    tuning,
+)
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
@@ -34,10 +43,12 @@ Obj = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
 TUNER_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "tuner"}
 """Jobs from the one-off builder and from the CronJob's template (which has no managed-by)."""
+REPAIR_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "repair"}
 RouterUrl = Callable[[Owner], str]
 STATUS_KINDS = {"StatefulSet", "Deployment"}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 RESHARDING = "ReshardingNotSupported"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> str:
@@ -52,6 +63,7 @@ class Context:
     slo: slo_loop.SloWatch = field(default_factory=slo_loop.SloWatch)
     router_url: RouterUrl = front_url
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    replicas_due: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -209,8 +221,9 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         verify = None
         if rolling == "done" or applied.get("indexReload") == "verifying":
             verify = (str(applied["at"]), str(applied["collection"]))
+        states = replica_states.states_of(previous)
         desired, skipped = await _installable(
-            ctx.kube, build_all(parsed, owner, tuned, restarts, verify)
+            ctx.kube, build_all(parsed, owner, tuned, restarts, verify, states)
         )
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
@@ -331,7 +344,7 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
         if isinstance(parsed, InvalidResource):
             return False
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
-        result = tuning.parse_result(tuning.termination_message(pods))
+        result = jobs.parse_result(jobs.termination_message(pods))
         record, ok, reason, message = tuning.tuning_outcome(job_name, result)
         metrics.TUNING_RESULTS.labels(outcome="tuned" if ok else reason).inc()
         events = [
@@ -389,7 +402,7 @@ async def record_verification(
         if applied.get("indexReload") != "verifying":
             return False
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
-        result = tuning.parse_result(tuning.termination_message(pods))
+        result = jobs.parse_result(jobs.termination_message(pods))
         verdict = tuning.verification(record, result)
         applied.update(indexReload="done", verified=verdict)
         record["applied"] = applied
@@ -413,6 +426,45 @@ async def record_verification(
                     "Normal" if ok else "Warning",
                     "TuningVerified" if ok else "TuningNotVerified",
                     message,
+                )
+            ],
+        )
+        return True
+
+
+async def record_repair(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
+    """Copy a finished repair Job's report into status.repair, the Repaired condition and
+    an Event; False when that Job was already recorded."""
+    job_name = job["metadata"]["name"]
+    async with ctx.lock(namespace, name):
+        body = await _fresh(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        if (previous.get("repair") or {}).get("job") == job_name:
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
+        result = jobs.parse_result(jobs.termination_message(pods))
+        record, ok, reason, message = repair.repair_outcome(job_name, result)
+        metrics.REPAIR_RESULTS.labels(outcome="converged" if ok else reason).inc()
+        if result is not None and not result.get("dryRun"):
+            for action in ("copied", "removed", "overwritten"):
+                metrics.REPAIRED_RECORDS.labels(action=action).inc(int(result.get(action) or 0))
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            repair.REPAIRED,
+            ok,
+            reason,
+            message,
+            utcnow(),
+            previous.get("observedGeneration"),
+        )
+        await _publish(ctx, body, previous, {"repair": record, "conditions": conditions})
+        _emit(
+            body,
+            [
+                st.Event(
+                    "Normal" if ok else "Warning", "Repaired" if ok else "RepairFailed", message
                 )
             ],
         )
@@ -447,6 +499,43 @@ async def evaluate_slo(ctx: Context, namespace: str, name: str, now: float) -> N
         await _publish(ctx, fresh, current, {"slo": slo_status, "conditions": conditions})
     for type_, reason, message in events:  # not in a kopf handler: post Events ourselves
         await ctx.kube.post_event(fresh, type_, reason, message)
+
+
+async def collect_replica_states(
+    ctx: Context, namespace: str, name: str, now: float, logger: Logger
+) -> None:
+    """Every SLO interval: the routers' replica states into status.shards[].replicaStates,
+    Events for changes, and a reconcile so the topology ConfigMap carries them."""
+    key = (namespace, name)
+    if ctx.replicas_due.get(key, 0.0) > now:
+        return
+    body = await _fresh(ctx, namespace, name)
+    if body is None:
+        ctx.replicas_due.pop(key, None)
+        return
+    parsed = _parse(body)
+    if isinstance(parsed, InvalidResource) or parsed.spec.replicas < 2:
+        return
+    ctx.replicas_due[key] = now + parsed.spec.slo.evaluation_interval_seconds
+    owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+    before = replica_states.states_of(body.get("status") or {})
+    views = await replica_states.collect(
+        ctx.slo.http, ctx.slo.metrics_urls(owner, parsed.spec), before
+    )
+    if views is None:
+        return
+    async with ctx.lock(namespace, name):
+        fresh = await _fresh(ctx, namespace, name)
+        if fresh is None or not (fresh.get("status") or {}).get("shards"):
+            return
+        current = dict(fresh.get("status") or {})
+        shards = replica_states.with_replicas(current["shards"], views)
+        await _publish(ctx, fresh, current, {"shards": shards})
+    after = {n: v.state for n, v in views.items()}
+    for type_, reason, message in replica_states.transitions(before, after):
+        await ctx.kube.post_event(fresh, type_, reason, message)
+    if after != before:
+        await reconcile(ctx, namespace, name, logger)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -493,11 +582,12 @@ def register(
             slo=slo_loop.SloWatch(metrics_urls=metrics_urls),
             router_url=router_url,
         )
-        memo.slo_task = asyncio.create_task(
-            slo_loop.run_forever(
-                ctx.slo, lambda ns, n, now: evaluate_slo(ctx, ns, n, now), slo_tick
-            )
-        )
+
+        async def watch_one(ns: str, n: str, now: float) -> None:
+            await evaluate_slo(ctx, ns, n, now)
+            await collect_replica_states(ctx, ns, n, now, log)
+
+        memo.slo_task = asyncio.create_task(slo_loop.run_forever(ctx.slo, watch_one, slo_tick))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -546,7 +636,15 @@ def register(
         **_: Any,
     ) -> None:
         cluster = labels.get("app.kubernetes.io/instance")
-        if not cluster or not namespace or not tuning.finished(body):
+        if not cluster or not namespace or not jobs.finished(body):
             return
         if await record_tuning(memo.ctx, namespace, cluster, body):
             await reconcile(memo.ctx, namespace, cluster, logger)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=REPAIR_JOBS, registry=registry)
+    async def repair_job_changed(
+        body: Any, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+    ) -> None:
+        cluster = labels.get("app.kubernetes.io/instance")
+        if cluster and namespace and jobs.finished(body):
+            await record_repair(memo.ctx, namespace, cluster, body)

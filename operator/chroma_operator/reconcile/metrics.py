@@ -24,3 +24,13 @@ TUNING_RESULTS = Counter(
     "Finished tuning Jobs read back into status, by outcome",
     ["outcome"],
 )
+REPAIR_RESULTS = Counter(
+    "chroma_operator_repair_results_total",
+    "Finished repair Jobs read back into status, by outcome",
+    ["outcome"],
+)
+REPAIRED_RECORDS = Counter(
+    "chroma_operator_repaired_records_total",
+    "Records repair Jobs changed on replicas (from their reports), by action",
+    ["action"],
+)

@@ -142,6 +142,11 @@ def next_status(
     else:
         phase, reason, message = "Provisioning", "WaitingForShards", "; ".join(problems)
 
+    kept = {
+        sh.get("index"): sh["replicaStates"]
+        for sh in previous.get("shards") or []
+        if sh.get("replicaStates")
+    }
     conditions = list(previous.get("conditions", []))
     conditions = set_condition(conditions, READY, all_ready, reason, message, now, generation)
     conditions = set_condition(
@@ -158,7 +163,13 @@ def next_status(
         "ready": f"{obs.ready_shards}/{len(obs.shards)}",
         "shardCount": spec.shards,
         "shards": [
-            {"index": s.index, "replicas": s.replicas, "readyReplicas": s.ready_replicas}
+            {
+                "index": s.index,
+                "replicas": s.replicas,
+                "readyReplicas": s.ready_replicas,
+                # Collected from the routers by another loop: carried over, not observed here.
+                **({"replicaStates": kept[s.index]} if s.index in kept else {}),
+            }
             for s in obs.shards
         ],
         "endpoints": endpoints(owner, spec),

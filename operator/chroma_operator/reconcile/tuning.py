@@ -1,13 +1,11 @@
 """A finished tuning Job into `status.tuning`, the `Tuned` condition, and the live efSearch.
 
-The tuner writes its compact result as the container's termination message; Kubernetes
-keeps it on the Pod, not the Job, so the operator reads the Job's newest Pod. Pure parts
-(parsing, status shape) are separate from the one call that changes a live collection.
+The Job's result is read back by `jobs.py`. Pure parts (status shape) are separate from
+the one call that changes a live collection.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,36 +14,6 @@ import httpx
 Obj = dict[str, Any]
 TUNED = "Tuned"
 TENANT_PATH = "/api/v2/tenants/default_tenant/databases/default_database/collections"
-
-
-def finished(job: Mapping[str, Any]) -> bool:
-    status = job.get("status") or {}
-    if status.get("succeeded"):
-        return True
-    conditions = status.get("conditions") or []
-    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions)
-
-
-def termination_message(pods: list[Obj]) -> str | None:
-    """The newest Pod's terminated container message (the tuner's compact result)."""
-    for pod in sorted(
-        pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True
-    ):
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            msg = ((cs.get("state") or {}).get("terminated") or {}).get("message")
-            if msg:
-                return str(msg)
-    return None
-
-
-def parse_result(message: str | None) -> Obj | None:
-    if not message:
-        return None
-    try:
-        data = json.loads(message)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and "status" in data else None
 
 
 def _point_text(p: Mapping[str, Any]) -> str:

@@ -36,7 +36,8 @@ def distances(
         - 2.0 * (queries @ vectors.T)
         + np.sum(vectors * vectors, axis=1)[None, :]
     )
-    return np.maximum(sq, 0.0).astype(np.float32)
+    l2: npt.NDArray[np.float32] = np.maximum(sq, 0.0).astype(np.float32)
+    return l2
 
 
 def top_k_as_query(records: Json, queries: Sequence[Sequence[float]], k: int, space: str) -> Json:

@@ -28,6 +28,30 @@ def metrics_urls(topology: Topology) -> list[str]:
     return [peer.rstrip("/") + "/metrics" for peer in topology.router.peers]
 
 
+async def fetch_texts(
+    client: httpx.AsyncClient, urls: Sequence[str], *, timeout_s: float = 5.0
+) -> tuple[dict[str, str], dict[str, str]]:
+    """GET each URL at once: (URL -> body, URL -> why it failed). The one path the
+    operator uses to ask every router something (metrics, replica states)."""
+
+    async def fetch(url: str) -> str:
+        response = await client.get(url, timeout=timeout_s)
+        response.raise_for_status()
+        return response.text
+
+    answers = await asyncio.gather(*(fetch(u) for u in urls), return_exceptions=True)
+    texts: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for url, answer in zip(urls, answers, strict=True):
+        if isinstance(answer, BaseException):
+            if not isinstance(answer, httpx.HTTPError):
+                raise answer
+            failed[url] = f"{type(answer).__name__}: {answer}"
+        else:
+            texts[url] = answer
+    return texts, failed
+
+
 async def scrape_routers(
     evaluator: SloEvaluator,
     client: httpx.AsyncClient,
@@ -42,20 +66,9 @@ async def scrape_routers(
     drops out of `SloEvaluation.routers` once stale.
     """
 
-    async def fetch(url: str) -> str:
-        response = await client.get(url, timeout=timeout_s)
-        response.raise_for_status()
-        return response.text
-
-    answers = await asyncio.gather(*(fetch(u) for u in urls), return_exceptions=True)
+    texts, failed = await fetch_texts(client, urls, timeout_s=timeout_s)
     scraped: list[str] = []
-    failed: dict[str, str] = {}
-    for url, answer in zip(urls, answers, strict=True):
-        if isinstance(answer, BaseException):
-            if not isinstance(answer, httpx.HTTPError):
-                raise answer
-            failed[url] = f"{type(answer).__name__}: {answer}"
-            continue
+    for url, answer in texts.items():
         try:
             evaluator.observe(url, answer, now)
         except ValueError as exc:

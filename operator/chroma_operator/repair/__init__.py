@@ -1,0 +1,1 @@
+"""Anti-entropy: digest every replica of every collection, fix only what differs."""
