@@ -117,9 +117,7 @@ def build_encoder_deployment(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
             "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
         },
         "template": {
-            "metadata": {
-                "labels": {**selector, "app.kubernetes.io/managed-by": "chroma-operator"}
-            },
+            "metadata": {"labels": {**selector, "app.kubernetes.io/managed-by": "chroma-operator"}},
             "spec": pod,
         },
     }
