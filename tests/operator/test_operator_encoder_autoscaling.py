@@ -194,6 +194,18 @@ async def test_scaled_object_only_once_kedas_crd_is_served(
         assert so["spec"]["triggers"][0]["metadata"]["threshold"] == "200"
         assert so["spec"]["scaleTargetRef"]["name"] == ENCODER
         assert so["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
+
+        # Switching to the HPA replaces the ScaledObject; the KEDA condition goes with it.
+        changed["spec"]["encoder"]["autoscaling"]["provider"] = "hpa"
+        await kubectl_apply(kube, changed)
+        await eventually(
+            lambda: kube.get(HPA_API, "HorizontalPodAutoscaler", NS, ENCODER),
+            lambda h: h is not None,
+        )
+        await eventually(
+            lambda: kube.get(KEDA_API, "ScaledObject", NS, ENCODER), lambda so: so is None
+        )
+        await eventually(lambda: get_cluster(kube), lambda c: condition(c, "Autoscaling") is None)
     for req in operator_writes(apiserver, "deployments"):
         assert "replicas" not in (req.data or {}).get("spec", {}), req.data
     for req in operator_writes(apiserver, "scaledobjects"):
