@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import httpx
 import numpy as np
 import pytest
 
@@ -169,6 +170,24 @@ class CheckedRuntime(FileRuntime):
         self.on_phase(p.phase)
 
 
+def start_patiently(router: RouterProcess, patience: float = 180.0) -> None:
+    """Start a router; on a loaded machine its first answer may take longer than usual."""
+    try:
+        router.start()
+        return
+    except RuntimeError:
+        if router.proc is None or router.proc.poll() is not None:
+            raise
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(router.url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise RuntimeError(f"router did not start: {router.log_tail()}")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     servers = start_servers(3)
@@ -178,7 +197,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     for r in routers:
         r.topology_path = path
         r.write_topology(topo)
-        r.start()
+        start_patiently(r)
     try:
         yield {"servers": servers, "routers": routers, "path": path}
     finally:
