@@ -12,8 +12,6 @@ from typing import Any
 
 from chroma_operator.api.models import ChromaClusterSpec, Objective, Slo, Tuning
 
-SHARDS_IMMUTABLE_MESSAGE = "changing the shard count needs resharding, which is not supported yet"
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -107,12 +105,5 @@ RULES: tuple[Rule, ...] = (
         message="router.port must differ from Chroma's port 8000 in the same pod",
         field=".router.port",
         check=_router_port_free,
-    ),
-    Rule(
-        at=("shards",),
-        cel="self == oldSelf",
-        message=SHARDS_IMMUTABLE_MESSAGE,
-        field="",
-        check=None,
     ),
 )

@@ -16,6 +16,7 @@ from chroma_operator.topology import (
     CacheTopology,
     EncoderTopology,
     HnswDefaults,
+    PlacementTopology,
     RouterTopology,
     ShardTopology,
     SloTopology,
@@ -119,13 +120,19 @@ def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
     )
 
 
-def build_config_map(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
+def build_config_map(
+    owner: Owner, spec: ChromaClusterSpec, placement: PlacementTopology | None = None
+) -> Manifest:
+    """Chroma's config and the topology; during a move `spec.shards` is the shards listed."""
+    topology = kubernetes_topology(owner, spec)
+    if placement is not None:
+        topology = topology.model_copy(update={"placement": placement})
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, naming.config_map(owner.name), "config"),
         "data": {
             CHROMA_CONFIG_KEY: chroma_config_yaml(chroma_server_config(spec)),
-            TOPOLOGY_KEY: kubernetes_topology(owner, spec).to_json(),
+            TOPOLOGY_KEY: topology.to_json(),
         },
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -19,15 +20,20 @@ import kopf
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
+from chroma_operator.build.config import kubernetes_topology
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
+from chroma_operator.build.naming import shard as shard_name
 from chroma_operator.build.tuning import VERIFY_ANNOTATION, front_url
 from chroma_operator.reconcile import metrics, rollout, slo_loop, tuning
+from chroma_operator.reconcile import reshard as rs
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
 from chroma_operator.reconcile.sync import SyncResult, read_children, sync_children
+from chroma_operator.reshard.plan import ReshardRefused
+from chroma_operator.topology import ShardTopology
 
 Obj = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
@@ -36,7 +42,7 @@ TUNER_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component":
 RouterUrl = Callable[[Owner], str]
 STATUS_KINDS = {"StatefulSet", "Deployment"}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-RESHARDING = "ReshardingNotSupported"
+RESHARDING = rs.REFUSED
 
 
 def utcnow() -> str:
@@ -51,6 +57,9 @@ class Context:
     slo: slo_loop.SloWatch = field(default_factory=slo_loop.SloWatch)
     router_url: RouterUrl = front_url
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    moves: dict[tuple[str, str], rs.Move] = field(default_factory=dict)
+    router_epochs: rs.RouterEpochs | None = None
+    shard_url: rs.ShardUrl = str
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -162,17 +171,20 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             _emit(body, events)
             return "invalid"
         spec = parsed.spec
-        built_for = previous.get("shardCount")
-        if built_for is not None and built_for != spec.shards:
-            message = (
-                f"spec.shards: changing the shard count from {built_for} to {spec.shards} "
-                "needs resharding, which is not supported yet; nothing was changed"
-            )
+        try:
+            lay = rs.layout(previous, spec.shards)
+        except ReshardRefused as exc:
+            message = f"spec.shards: {exc}; nothing was changed"
             status, events = st.refused_status(previous, RESHARDING, message, generation, now)
             await _publish(ctx, body, previous, status)
             _emit(body, events)
             return "refused"
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+        target_spec = spec
+        if lay.statefulsets != spec.shards:  # a shrink keeps the old shards until cleanup
+            spec = spec.model_copy(update={"shards": lay.statefulsets})
+            parsed = parsed.model_copy(update={"spec": spec})
+        moved = "resharding" in previous
         tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
         restarts = shard_restarts(previous)
         applied = dict((previous.get("tuning") or {}).get("applied") or {})
@@ -188,7 +200,16 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         if rolling == "done" or applied.get("indexReload") == "verifying":
             verify = (str(applied["at"]), str(applied["collection"]))
         desired, skipped = await _installable(
-            ctx.kube, build_all(parsed, owner, tuned, restarts, verify)
+            ctx.kube,
+            build_all(
+                parsed,
+                owner,
+                tuned,
+                restarts,
+                verify,
+                placement=lay.placement if moved else None,
+                listed_shards=lay.listed if lay.listed != spec.shards else None,
+            ),
         )
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
@@ -227,8 +248,12 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                     "measuring what clients get now",
                 )
             )
+        # The count records are placed by now (the target once a move has begun).
+        status["shardCount"] = lay.placement.shards
         await _publish(ctx, body, previous, status)
         _emit(body, _sync_events(result) + events)
+        if lay.wanted:
+            start_move(ctx, owner, target_spec.shards, previous, target_spec)
         for verb, keys in (
             ("create", result.created),
             ("patch", result.patched),
@@ -237,6 +262,57 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             if keys:
                 metrics.CHILD_WRITES.labels(verb=verb).inc(len(keys))
         return "failed" if result.failed else "ok"
+
+
+def start_move(
+    ctx: Context, owner: Owner, target: int, previous: Mapping[str, Any], spec: Any
+) -> None:
+    """Run the engine for this cluster unless it already runs (one move at a time)."""
+    key = (owner.namespace, owner.name)
+    running = ctx.moves.get(key)
+    if running is not None and not running.task.done():
+        return
+    loop = asyncio.get_running_loop()
+    port = spec.router.port
+
+    async def epochs() -> list[int | None]:
+        if ctx.router_epochs is not None:
+            return await ctx.router_epochs(owner, port)
+        return await rs.kubernetes_router_epochs(ctx.kube, owner, port)
+
+    async def again() -> None:
+        await reconcile(ctx, owner.namespace, owner.name, logging.getLogger("chroma_operator"))
+
+    async def shards_ready() -> bool:
+        for i in range(target):
+            sts = await ctx.kube.get(
+                "apps/v1", "StatefulSet", owner.namespace, shard_name(owner.name, i)
+            )
+            ready = int(((sts or {}).get("status") or {}).get("readyReplicas") or 0)
+            if ready < spec.replicas:
+                return False
+        return True
+
+    runtime = rs.KubeRuntime(ctx.kube, loop, owner, ctx.lock(*key), again, epochs, ctx.shard_url)
+    topo = kubernetes_topology(owner, spec.model_copy(update={"shards": max(target, 1)}))
+    new_shards = [
+        ShardTopology(index=s.index, endpoints=[ctx.shard_url(e) for e in s.endpoints])
+        for s in topo.shards
+    ]
+    saved = previous.get("resharding") or {}
+    progress = rs.Progress.from_status(saved) if saved.get("fromShards") else None
+    stop = threading.Event()
+
+    async def run() -> None:
+        try:
+            await rs.drive(runtime, target, new_shards, stop, progress, shards_ready)
+        except Exception:
+            logging.getLogger("chroma_operator").exception("resharding stopped; retrying")
+            await asyncio.sleep(2.0)
+            ctx.moves.pop(key, None)
+            await again()
+
+    ctx.moves[key] = rs.Move(stop, asyncio.create_task(run()))
 
 
 async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
@@ -441,6 +517,8 @@ def register(
     metrics_urls: slo_loop.MetricsUrls = slo_loop.kubernetes_metrics_urls,
     router_url: RouterUrl = front_url,
     slo_tick: float = slo_loop.TICK_SECONDS,
+    router_epochs: rs.RouterEpochs | None = None,
+    shard_url: rs.ShardUrl = str,
 ) -> None:
     """Attach every handler to `registry`; `config` says where the API server is.
 
@@ -466,6 +544,8 @@ def register(
             kube=Kube(config),
             slo=slo_loop.SloWatch(metrics_urls=metrics_urls),
             router_url=router_url,
+            router_epochs=router_epochs,
+            shard_url=shard_url,
         )
         memo.slo_task = asyncio.create_task(
             slo_loop.run_forever(
@@ -475,6 +555,7 @@ def register(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        rs.stop_all(memo.ctx.moves)
         memo.slo_task.cancel()
         await asyncio.gather(memo.slo_task, return_exceptions=True)
         await memo.ctx.slo.http.aclose()

@@ -121,10 +121,11 @@ class Engine:
             nxt = advance(p)
             self.runtime.publish(with_placement(t, nxt))
             self._sync_progress(nxt)
-            done = nxt.phase == "stable"
-            self._report(
-                f"resharding to {nxt.shards} shards: {'done' if done else 'phase ' + nxt.phase}"
-            )
+            if nxt.phase == "stable":
+                self.wait_routers(nxt.epoch)  # done means every router serves it
+                self._report(f"resharding to {nxt.shards} shards: done")
+                return self.runtime.topology()
+            self._report(f"resharding to {nxt.shards} shards: phase {nxt.phase}")
 
     # --- phases ----------------------------------------------------------------------
 
