@@ -65,7 +65,7 @@ def test_crd_names_and_columns() -> None:
     version = CRD["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     cols = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert cols == ["Shards", "Replicas", "Ready", "Phase", "Age"]
+    assert cols == ["Shards", "Replicas", "Ready", "Phase", "Resharding", "Age"]
 
 
 def test_rules_are_in_the_crd() -> None:

@@ -33,6 +33,7 @@ from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
 from chroma_operator.reconcile.sync import SyncResult, read_children, sync_children
 from chroma_operator.reshard.plan import ReshardRefused
+from chroma_operator.reshard.progress import Progress
 from chroma_operator.topology import ShardTopology
 
 Obj = dict[str, Any]
@@ -300,7 +301,7 @@ def start_move(
         for s in topo.shards
     ]
     saved = previous.get("resharding") or {}
-    progress = rs.Progress.from_status(saved) if saved.get("fromShards") else None
+    progress = Progress.from_status(saved) if saved.get("fromShards") else None
     stop = threading.Event()
 
     async def run() -> None:
