@@ -308,6 +308,8 @@ def start_move(
         try:
             await rs.drive(runtime, target, new_shards, stop, progress, shards_ready)
         except Exception:
+            if stop.is_set():
+                return  # the operator is stopping; a restart resumes from status
             logging.getLogger("chroma_operator").exception("resharding stopped; retrying")
             await asyncio.sleep(2.0)
             ctx.moves.pop(key, None)
