@@ -289,3 +289,44 @@ def test_shrink_three_to_two_under_traffic(cluster: dict[str, Any]) -> None:
     if "expected" not in cluster:
         pytest.skip("needs the grow test's data")
     run_move(cluster, 2, "main")
+
+
+def test_a_shard_killed_mid_backfill_pauses_the_move_until_it_is_back(
+    cluster: dict[str, Any],
+) -> None:
+    if "expected" not in cluster:
+        pytest.skip("needs the earlier tests' data")
+    servers, routers, path = cluster["servers"], cluster["routers"], cluster["path"]
+    expected: dict[str, tuple[str, list[float]]] = cluster["expected"]
+    restarted = threading.Event()
+
+    def on_phase(phase: str) -> None:
+        if phase == "backfill":  # kill -9 a source shard before the copy starts
+            servers[0].kill()
+
+            def back() -> None:
+                time.sleep(3.0)
+                servers[0].start()
+                restarted.set()
+
+            threading.Thread(target=back, daemon=True).start()
+
+    runtime = CheckedRuntime(path, [r.url for r in routers], on_phase)
+    engine = Engine(runtime, rate=2000.0, poll=0.05)
+    engine.start(3, [ShardTopology(index=i, endpoints=[s.url]) for i, s in enumerate(servers)])
+    engine.run()
+    assert restarted.is_set()
+    assert any("shard 0" in e and "not answering" in e for e in runtime.events), runtime.events
+    assert runtime.phases[-1] == "stable"
+    seen: dict[str, int] = {}
+    for s, server in enumerate(servers):
+        for i in shard_ids(server, "main"):
+            assert i not in seen and shard_for(i, 3) == s
+            seen[i] = s
+    assert set(seen) == set(expected)
+    c = http_client(routers[1].port).get_collection("main")
+    assert c.count() == len(expected)
+    got = c.get(include=["documents"])
+    assert dict(zip(got["ids"], got["documents"], strict=True)) == {
+        k: v[0] for k, v in expected.items()
+    }
