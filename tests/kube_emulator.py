@@ -215,6 +215,7 @@ def running_operator(
     metrics_urls: MetricsUrls = lambda owner, spec: [],
     router_url: Callable[[Owner], str] | None = None,
     slo_tick: float = 0.5,
+    **more: Any,
 ) -> Iterator[None]:
     """The real operator (kopf) in its own thread and event loop, with a fresh registry.
 
@@ -229,6 +230,7 @@ def running_operator(
         metrics_urls=metrics_urls,
         slo_tick=slo_tick,
         **extra,
+        **more,
     )
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []

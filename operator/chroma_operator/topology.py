@@ -85,6 +85,26 @@ class SloTopology(_Strict):
     )
 
 
+PlacementPhase = Literal["stable", "dual-write", "backfill", "verify", "cutover", "cleanup"]
+
+
+class PlacementTopology(_Strict):
+    """Which shard count places records now, and during a move which one it replaces.
+
+    Resharding from N to M shards is a sequence of epochs, one per phase: writes go to
+    the owners under both counts from "dual-write" until "cutover" (inclusive), reads use
+    the old count until "cutover" and the new one from then on. `shards` entries in the
+    topology cover max(N, M) shards while a move runs.
+    """
+
+    epoch: int = Field(default=0, ge=0)
+    shards: int = Field(ge=1, description="Shard count that places records (the target)")
+    previous_shards: int | None = Field(
+        default=None, ge=1, description="Shard count being moved away from; None when stable"
+    )
+    phase: PlacementPhase = "stable"
+
+
 class Topology(_Strict):
     version: Literal[1] = 1
     cluster: str
@@ -104,11 +124,24 @@ class Topology(_Strict):
         description="Replica name (shard-<i>-<r>) -> in-sync | stale | repairing | fenced, "
         "as the operator last collected it from the routers; absent means in-sync",
     )
+    placement: PlacementTopology | None = Field(
+        default=None,
+        description="Record placement epoch; None means every listed shard places records",
+    )
+
+    def current_placement(self) -> PlacementTopology:
+        """The placement in force (a topology without one: stable over its shards)."""
+        if self.placement is not None:
+            return self.placement
+        return PlacementTopology(shards=len(self.shards))
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""
         options = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-        return orjson.dumps(self.model_dump(mode="json"), option=options).decode() + "\n"
+        data = self.model_dump(mode="json")
+        if data.get("placement") is None:
+            data.pop("placement", None)  # a stable cluster's topology stays as it was
+        return orjson.dumps(data, option=options).decode() + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Topology:

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from chroma_operator.api.crd import build_crd, crd_yaml
-from chroma_operator.api.rules import RULES, SHARDS_IMMUTABLE_MESSAGE
+from chroma_operator.api.rules import RULES
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from crdcheck import admit
 
@@ -65,7 +65,7 @@ def test_crd_names_and_columns() -> None:
     version = CRD["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     cols = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert cols == ["Shards", "Replicas", "Ready", "Phase", "Age"]
+    assert cols == ["Shards", "Replicas", "Ready", "Phase", "Resharding", "Age"]
 
 
 def test_rules_are_in_the_crd() -> None:
@@ -177,10 +177,12 @@ def test_invalid_resources_are_refused_naming_the_field(
     assert any(p.startswith(field) for p in refused.value.problems), refused.value.problems
 
 
-def test_shard_count_cannot_change(quickstart: dict[str, Any]) -> None:
+def test_shard_count_can_change_online(quickstart: dict[str, Any]) -> None:
     changed = _mutate(quickstart, "spec.shards", 3)
     _, errors = admit(CRD, changed, old=quickstart)
-    assert errors == [f"spec.shards: {SHARDS_IMMUTABLE_MESSAGE}"]
+    assert errors == []  # the operator reshards online (and refuses conflicting moves)
+    zero = _mutate(quickstart, "spec.shards", 0)
+    assert admit(CRD, zero, old=quickstart)[1]
     same = _mutate(quickstart, "spec.replicas", 2)
     assert admit(CRD, same, old=quickstart)[1] == []
 

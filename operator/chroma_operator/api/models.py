@@ -471,6 +471,11 @@ class ChromaClusterStatus(Model):
     tuning: dict[str, Any] | None = None
     repair: dict[str, Any] | None = None
     slo: dict[str, Any] | None = None
+    resharding: dict[str, Any] | None = Field(
+        default=None,
+        description="A shard-count change: phase, epoch, placement, collections done, "
+        "records moved, rate, ETA",
+    )
 
 
 class ObjectMeta(BaseModel):

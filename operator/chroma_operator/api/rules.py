@@ -12,8 +12,6 @@ from typing import Any
 
 from chroma_operator.api.models import Autoscaling, ChromaClusterSpec, Objective, Slo, Tuning
 
-SHARDS_IMMUTABLE_MESSAGE = "changing the shard count needs resharding, which is not supported yet"
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -118,12 +116,5 @@ RULES: tuple[Rule, ...] = (
         message="encoder.autoscaling.minReplicas must not be above encoder.autoscaling.maxReplicas",
         field=".minReplicas",
         check=_min_within_max,
-    ),
-    Rule(
-        at=("shards",),
-        cel="self == oldSelf",
-        message=SHARDS_IMMUTABLE_MESSAGE,
-        field="",
-        check=None,
     ),
 )

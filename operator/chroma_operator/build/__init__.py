@@ -18,6 +18,7 @@ from chroma_operator.build.repair import (
 from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
 from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
+from chroma_operator.topology import PlacementTopology
 
 __all__ = ["Manifest", "Owner", "build_all", "owner_of", "required_crd"]
 
@@ -38,6 +39,8 @@ def build_all(
     restarts: dict[int, str] | None = None,
     verify: tuple[str, str] | None = None,
     replica_states: dict[str, str] | None = None,
+    placement: PlacementTopology | None = None,
+    listed_shards: int | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
@@ -51,7 +54,11 @@ def build_all(
     topo_spec = spec
     if tuned_hnsw:
         topo_spec = spec.model_copy(update={"hnsw": spec.hnsw.model_copy(update=tuned_hnsw)})
-    out: list[Manifest] = [build_config_map(owner, topo_spec, replica_states)]
+    # During a move the topology lists `listed_shards` (both counts' shards) and carries
+    # the placement; `spec.shards` StatefulSets exist (new ones before they are listed).
+    if listed_shards is not None:
+        topo_spec = topo_spec.model_copy(update={"shards": listed_shards})
+    out: list[Manifest] = [build_config_map(owner, topo_spec, replica_states, placement)]
     for i in range(spec.shards):
         out.append(build_headless_service(owner, spec, i))
         out.append(build_statefulset(owner, spec, i, (restarts or {}).get(i)))

@@ -16,6 +16,7 @@ from chroma_operator.topology import (
     CacheTopology,
     EncoderTopology,
     HnswDefaults,
+    PlacementTopology,
     RouterTopology,
     ShardTopology,
     SloTopology,
@@ -130,16 +131,23 @@ def kubernetes_topology(
 
 
 def build_config_map(
-    owner: Owner, spec: ChromaClusterSpec, replica_states: dict[str, str] | None = None
+    owner: Owner,
+    spec: ChromaClusterSpec,
+    replica_states: dict[str, str] | None = None,
+    placement: PlacementTopology | None = None,
 ) -> Manifest:
-    """`replica_states` (collected from the routers, kept in status) tell a restarted
-    router which replicas are not in sync."""
+    """Chroma's config and the topology. `replica_states` (collected from the routers,
+    kept in status) tell a restarted router which replicas are not in sync; during a move
+    `spec.shards` is the shards listed and `placement` the move's epoch."""
+    topology = kubernetes_topology(owner, spec, replica_states)
+    if placement is not None:
+        topology = topology.model_copy(update={"placement": placement})
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, naming.config_map(owner.name), "config"),
         "data": {
             CHROMA_CONFIG_KEY: chroma_config_yaml(chroma_server_config(spec)),
-            TOPOLOGY_KEY: kubernetes_topology(owner, spec, replica_states).to_json(),
+            TOPOLOGY_KEY: topology.to_json(),
         },
     }

@@ -52,7 +52,32 @@ def _plan_from_dir(directory: Path) -> LocalPlan:
             f"no local cluster in {directory} (run `chroma-operator local up FILE` first)"
         ) from None
     cluster = parse_cluster(saved["resource"])
-    return plan_local(cluster, directory, saved["port"], chroma=chroma_executable())
+    return plan_local(
+        cluster, directory, saved["port"], chroma=chroma_executable(), ports=saved.get("ports")
+    )
+
+
+def _saved_ports(home: Path) -> dict[str, int] | None:
+    try:
+        ports = json.loads((home / RESOURCE_FILE).read_text()).get("ports")
+    except (OSError, ValueError):
+        return None
+    return {str(k): int(v) for k, v in ports.items()} if isinstance(ports, dict) else None
+
+
+def _save(home: Path, plan: LocalPlan, resource: dict[str, Any], port: int) -> None:
+    """What `down`, `status` and `logs` re-plan from: the resource and every port."""
+    shards = sum(1 for p in plan.processes if p.component == "shard" and p.name.endswith("-0"))
+    spec = {**resource["spec"], "shards": shards}
+    (home / RESOURCE_FILE).write_text(
+        json.dumps(
+            {
+                "resource": {**resource, "spec": spec},
+                "port": port,
+                "ports": {p.name: p.port for p in plan.processes},
+            }
+        )
+    )
 
 
 def _find_dir(name: str | None, directory: Path | None) -> Path:
@@ -123,19 +148,19 @@ def up(
 ) -> None:
     """Start every shard, the encoder and the router; data persists in --dir."""
     from chroma_operator.local.chroma_server import chroma_executable
+    from chroma_operator.local.reshard import needs_move, reshard_local, serving_plan
+    from chroma_operator.reshard.plan import ReshardRefused
 
     cluster = _load_file(file)
     home = directory or ROOT / cluster.name
-    plan = plan_local(cluster, home, port, chroma=chroma_executable())
+    resource = cluster.model_dump(mode="json", by_alias=True, exclude_none=True)
+    ports = _saved_ports(home)
+    move = needs_move(cluster, home)
+    # A cluster that already runs here keeps its ports; mid-move it runs both counts' shards.
+    plan = serving_plan(cluster, home, port, chroma_executable(), ports)
     home.mkdir(parents=True, exist_ok=True)
-    (home / RESOURCE_FILE).write_text(
-        json.dumps(
-            {
-                "resource": cluster.model_dump(mode="json", by_alias=True, exclude_none=True),
-                "port": port,
-            }
-        )
-    )
+    if not move:
+        _save(home, plan, resource, port)
     try:
         sup = _start(plan)
     except LocalError as exc:
@@ -143,6 +168,29 @@ def up(
     except KeyboardInterrupt:
         typer.echo("\nInterrupted during start-up; stopped what had started.")
         raise typer.Exit(code=130) from None
+    if move:
+        try:
+            plan = reshard_local(
+                plan,
+                cluster,
+                home,
+                port,
+                chroma_executable(),
+                echo=typer.echo,
+                save=lambda p: _save(home, p, resource, port),
+            )
+            sup = Supervisor(plan)
+        except ReshardRefused as exc:
+            raise _fail(f"{file}: {exc}; nothing was changed", 2) from None
+        except LocalError as exc:
+            raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            stopped = Supervisor(_plan_from_dir(home)).stop(_plan_from_dir(home).processes)
+            typer.echo(
+                f"\nMove interrupted; stopped {len(stopped)} processes. "
+                "`chroma-operator local up FILE` carries the move on from where it was."
+            )
+            raise typer.Exit(code=130) from None
     # From here on, Ctrl-C (or SIGTERM) stops everything that was started, wherever it
     # lands: during the demo, or between two lines of output.
     signal.signal(signal.SIGTERM, _interrupt)

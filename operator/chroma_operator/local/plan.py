@@ -8,6 +8,7 @@ the router and encoder arguments and the topology here; only the addresses diffe
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -64,18 +65,25 @@ def plan_local(
     port: int = DEFAULT_PORT,
     chroma: str = "chroma",
     python: str = sys.executable,
+    ports: Mapping[str, int] | None = None,
 ) -> LocalPlan:
     """Every process for the cluster: one `chroma run` per shard replica, the encoder
-    (CPU), and a router on `port`; shards and encoder take the ports after it."""
+    (CPU), and a router on `port`; shards and encoder take the ports after it.
+
+    `ports` pins processes (by name) to the ports they already run on: after a shard
+    count change the running ones keep theirs and new ones take free ports after them.
+    """
     spec = cluster.spec
     directory = directory.resolve()
     processes: list[ProcessPlan] = []
-    next_port = port + 1
+    pinned = dict(ports or {})
+    fresh = _fresh_ports(port + 1, set(pinned.values()) | {port})
     shard_urls: list[list[str]] = []
     for i in range(spec.shards):
         urls = []
         for r in range(spec.replicas):
             name = f"shard-{i}-{r}"
+            next_port = pinned[name] if name in pinned else next(fresh)
             home = directory / name
             config = home / "chroma.yaml"
             settings = chroma_server_config(
@@ -93,11 +101,11 @@ def plan_local(
                 )
             )
             urls.append(f"http://{LOOPBACK}:{next_port}")
-            next_port += 1
         shard_urls.append(urls)
 
     encoder_url = None
     if spec.encoder.enabled:
+        next_port = pinned["encoder"] if "encoder" in pinned else next(fresh)
         cpu_spec = spec.model_copy(update={"encoder": spec.encoder.model_copy(update={"gpu": 0})})
         processes.append(
             ProcessPlan(
@@ -145,3 +153,11 @@ def plan_local(
     return LocalPlan(
         cluster=cluster.name, directory=directory, topology=topology, processes=processes
     )
+
+
+def _fresh_ports(start: int, taken: set[int]) -> Iterator[int]:
+    port = start
+    while True:
+        if port not in taken:
+            yield port
+        port += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -20,10 +21,12 @@ from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, Chr
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all, required_crd
 from chroma_operator.build.autoscaling import required_crd as keda_crd
+from chroma_operator.build.config import kubernetes_topology
 from chroma_operator.build.jobs import front_url
 from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd as monitoring_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
+from chroma_operator.build.naming import shard as shard_name
 from chroma_operator.build.tuning import VERIFY_ANNOTATION
 from chroma_operator.reconcile import (
     jobs,
@@ -34,10 +37,14 @@ from chroma_operator.reconcile import (
     slo_loop,
     tuning,
 )
+from chroma_operator.reconcile import reshard as rs
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
 from chroma_operator.reconcile.sync import SyncResult, read_children, sync_children
+from chroma_operator.reshard.plan import ReshardRefused
+from chroma_operator.reshard.progress import Progress
+from chroma_operator.topology import ShardTopology
 
 Obj = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
@@ -47,7 +54,7 @@ REPAIR_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component"
 RouterUrl = Callable[[Owner], str]
 STATUS_KINDS = {"StatefulSet", "Deployment"}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-RESHARDING = "ReshardingNotSupported"
+RESHARDING = rs.REFUSED
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +71,9 @@ class Context:
     router_url: RouterUrl = front_url
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     replicas_due: dict[tuple[str, str], float] = field(default_factory=dict)
+    moves: dict[tuple[str, str], rs.Move] = field(default_factory=dict)
+    router_epochs: rs.RouterEpochs | None = None
+    shard_url: rs.ShardUrl = str
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -196,17 +206,20 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             _emit(body, events)
             return "invalid"
         spec = parsed.spec
-        built_for = previous.get("shardCount")
-        if built_for is not None and built_for != spec.shards:
-            message = (
-                f"spec.shards: changing the shard count from {built_for} to {spec.shards} "
-                "needs resharding, which is not supported yet; nothing was changed"
-            )
+        try:
+            lay = rs.layout(previous, spec.shards)
+        except ReshardRefused as exc:
+            message = f"spec.shards: {exc}; nothing was changed"
             status, events = st.refused_status(previous, RESHARDING, message, generation, now)
             await _publish(ctx, body, previous, status)
             _emit(body, events)
             return "refused"
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+        target_spec = spec
+        if lay.statefulsets != spec.shards:  # a shrink keeps the old shards until cleanup
+            spec = spec.model_copy(update={"shards": lay.statefulsets})
+            parsed = parsed.model_copy(update={"spec": spec})
+        moved = "resharding" in previous
         tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
         restarts = shard_restarts(previous)
         applied = dict((previous.get("tuning") or {}).get("applied") or {})
@@ -223,7 +236,17 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             verify = (str(applied["at"]), str(applied["collection"]))
         states = replica_states.states_of(previous)
         desired, skipped = await _installable(
-            ctx.kube, build_all(parsed, owner, tuned, restarts, verify, states)
+            ctx.kube,
+            build_all(
+                parsed,
+                owner,
+                tuned,
+                restarts,
+                verify,
+                states,
+                placement=lay.placement if moved else None,
+                listed_shards=lay.listed if lay.listed != spec.shards else None,
+            ),
         )
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
@@ -266,8 +289,12 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                     "measuring what clients get now",
                 )
             )
+        # The count records are placed by now (the target once a move has begun).
+        status["shardCount"] = lay.placement.shards
         await _publish(ctx, body, previous, status)
         _emit(body, _sync_events(result) + events)
+        if lay.wanted:
+            start_move(ctx, owner, target_spec.shards, previous, target_spec)
         for verb, keys in (
             ("create", result.created),
             ("patch", result.patched),
@@ -276,6 +303,59 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             if keys:
                 metrics.CHILD_WRITES.labels(verb=verb).inc(len(keys))
         return "failed" if result.failed else "ok"
+
+
+def start_move(
+    ctx: Context, owner: Owner, target: int, previous: Mapping[str, Any], spec: Any
+) -> None:
+    """Run the engine for this cluster unless it already runs (one move at a time)."""
+    key = (owner.namespace, owner.name)
+    running = ctx.moves.get(key)
+    if running is not None and not running.task.done():
+        return
+    loop = asyncio.get_running_loop()
+    port = spec.router.port
+
+    async def epochs() -> list[int | None]:
+        if ctx.router_epochs is not None:
+            return await ctx.router_epochs(owner, port)
+        return await rs.kubernetes_router_epochs(ctx.kube, owner, port)
+
+    async def again() -> None:
+        await reconcile(ctx, owner.namespace, owner.name, logging.getLogger("chroma_operator"))
+
+    async def shards_ready() -> bool:
+        for i in range(target):
+            sts = await ctx.kube.get(
+                "apps/v1", "StatefulSet", owner.namespace, shard_name(owner.name, i)
+            )
+            ready = int(((sts or {}).get("status") or {}).get("readyReplicas") or 0)
+            if ready < spec.replicas:
+                return False
+        return True
+
+    runtime = rs.KubeRuntime(ctx.kube, loop, owner, ctx.lock(*key), again, epochs, ctx.shard_url)
+    topo = kubernetes_topology(owner, spec.model_copy(update={"shards": max(target, 1)}))
+    new_shards = [
+        ShardTopology(index=s.index, endpoints=[ctx.shard_url(e) for e in s.endpoints])
+        for s in topo.shards
+    ]
+    saved = previous.get("resharding") or {}
+    progress = Progress.from_status(saved) if saved.get("fromShards") else None
+    stop = threading.Event()
+
+    async def run() -> None:
+        try:
+            await rs.drive(runtime, target, new_shards, stop, progress, shards_ready)
+        except Exception:
+            if stop.is_set():
+                return  # the operator is stopping; a restart resumes from status
+            logging.getLogger("chroma_operator").exception("resharding stopped; retrying")
+            await asyncio.sleep(2.0)
+            ctx.moves.pop(key, None)
+            await again()
+
+    ctx.moves[key] = rs.Move(stop, asyncio.create_task(run()))
 
 
 async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
@@ -556,6 +636,8 @@ def register(
     metrics_urls: slo_loop.MetricsUrls = slo_loop.kubernetes_metrics_urls,
     router_url: RouterUrl = front_url,
     slo_tick: float = slo_loop.TICK_SECONDS,
+    router_epochs: rs.RouterEpochs | None = None,
+    shard_url: rs.ShardUrl = str,
 ) -> None:
     """Attach every handler to `registry`; `config` says where the API server is.
 
@@ -581,6 +663,8 @@ def register(
             kube=Kube(config),
             slo=slo_loop.SloWatch(metrics_urls=metrics_urls),
             router_url=router_url,
+            router_epochs=router_epochs,
+            shard_url=shard_url,
         )
 
         async def watch_one(ns: str, n: str, now: float) -> None:
@@ -591,6 +675,7 @@ def register(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        rs.stop_all(memo.ctx.moves)
         memo.slo_task.cancel()
         await asyncio.gather(memo.slo_task, return_exceptions=True)
         await memo.ctx.slo.http.aclose()

@@ -51,6 +51,7 @@ class RouterCore:
         # stall every write (its cache is bounded by the TTL anyway).
         self.peer_client = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
         self._old_pools: list[ShardPool] = []
+        self._old_states: list[State] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def make_state(self, topology: Topology) -> State:
@@ -95,12 +96,25 @@ class RouterCore:
                 continue
             if topology is None:
                 continue
-            old = self.state.pool
+            old_state = self.state
+            old = old_state.pool
             self.state = self.make_state(topology)
             self.metrics.topology_reloads.labels("ok").inc()
             log.info("topology reloaded: %d shards", len(topology.shards))
             self._old_pools.append(old)
+            self._old_states = [s for s in self._old_states if s.in_flight > 0]
+            self._old_states.append(old_state)
             self.spawn(self._retire(old))
+
+    def applied_epoch(self) -> int:
+        """The placement epoch every request in flight here already follows.
+
+        A request keeps the topology it started with, so the epoch is reported only once
+        the requests that started under an older one have finished.
+        """
+        epochs = [self.state.routing.epoch]
+        epochs += [s.routing.epoch for s in self._old_states if s.in_flight > 0]
+        return min(epochs)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Run a background task that is kept referenced until done."""
@@ -127,6 +141,7 @@ class RouterCore:
         async def endpoint(request: Request) -> Response:
             st = self.state
             self.metrics.in_flight.inc()
+            st.in_flight += 1
             start = time.perf_counter()
             try:
                 response = await handler(request, st)
@@ -139,6 +154,7 @@ class RouterCore:
                 response = error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
             finally:
                 self.metrics.in_flight.dec()
+                st.in_flight -= 1
             status = str(response.status_code)
             elapsed = time.perf_counter() - start
             response.headers["Server-Timing"] = f"router;dur={elapsed * 1000:.3f}"

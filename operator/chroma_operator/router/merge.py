@@ -76,3 +76,26 @@ def merge_get(
 def empty_query(n_queries: int, include: Sequence[str]) -> Json:
     """What a node answers for n_results 0: one empty list per query."""
     return merge_query([], n_queries, 0, include)
+
+
+def keep_get_rows(resp: Json, keep: Sequence[int]) -> Json:
+    """A get answer restricted to rows `keep` (a shard's copies it does not own dropped)."""
+    out = dict(resp)
+    for f in ("ids", *GET_FIELDS):
+        col = resp.get(f)
+        if isinstance(col, list):
+            out[f] = [col[j] for j in keep]
+    return out
+
+
+def keep_query_rows(resp: Json, keep: Sequence[Sequence[int]]) -> Json:
+    """A query answer with, per query, only the rows in `keep[q]`."""
+    out = dict(resp)
+    for f in ("ids", *QUERY_FIELDS):
+        col = resp.get(f)
+        if isinstance(col, list):
+            out[f] = [
+                [row[j] for j in keep[q]] if isinstance(row, list) and q < len(keep) else row
+                for q, row in enumerate(col)
+            ]
+    return out

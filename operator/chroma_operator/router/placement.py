@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chroma_operator.topology import PlacementTopology
 
 _MASK64 = (1 << 64) - 1
 _LCG = 2862933555777941757
@@ -51,3 +54,63 @@ def pick(values: Sequence[object] | None, positions: Iterable[int]) -> list[obje
     if values is None:
         return None
     return [values[p] for p in positions]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What one placement epoch means for a request: where writes and reads go.
+
+    During a move from N to M shards a record may sit on two shards. Writes go to its
+    owner under every count in `write_counts`; reads use `read_shards` and, on the
+    `polluted` shards (those that may hold copies they do not own under the read count),
+    drop what they do not own, so every id is answered once, by its owner.
+    """
+
+    read_shards: int
+    write_counts: tuple[int, ...]
+    polluted: frozenset[int]
+    epoch: int = 0
+
+    @classmethod
+    def of(cls, placement: PlacementTopology) -> Routing:
+        new, old, phase = placement.shards, placement.previous_shards, placement.phase
+        if old is None or phase == "stable" or old == new:
+            return cls(new, (new,), frozenset(), placement.epoch)
+        if phase in ("dual-write", "backfill", "verify"):
+            # Old owners are complete; in a shrink the new owners already hold copies.
+            return cls(
+                old,
+                (old, new),
+                frozenset(range(new)) if new < old else frozenset(),
+                placement.epoch,
+            )
+        # cutover and cleanup read the new placement; in a grow the old shards still
+        # hold the moved records until cleanup has deleted them.
+        writes = (old, new) if phase == "cutover" else (new,)
+        polluted = frozenset(range(old)) if old < new else frozenset()
+        return cls(new, writes, polluted, placement.epoch)
+
+    @property
+    def moving(self) -> bool:
+        return len(self.write_counts) > 1 or bool(self.polluted)
+
+    def write_partition(self, ids: Sequence[str]) -> dict[int, list[int]]:
+        """Positions of `ids` per shard that must take them (every owner), request order."""
+        if len(self.write_counts) == 1:
+            return partition(ids, self.write_counts[0])
+        groups: dict[int, list[int]] = {}
+        for pos, record_id in enumerate(ids):
+            key = stable_hash(record_id)
+            for shard in {jump_consistent_hash(key, n) for n in self.write_counts}:
+                groups.setdefault(shard, []).append(pos)
+        return dict(sorted(groups.items()))
+
+    def read_partition(self, ids: Sequence[str]) -> dict[int, list[int]]:
+        """Positions of `ids` per owner under the read placement (one shard each)."""
+        return partition(ids, self.read_shards)
+
+    def owned(self, shard: int, ids: Sequence[str]) -> list[int] | None:
+        """Positions in `ids` (answered by `shard`) that it owns; None: keep them all."""
+        if shard not in self.polluted:
+            return None
+        return [j for j, i in enumerate(ids) if shard_for(str(i), self.read_shards) == shard]

@@ -15,8 +15,8 @@ from chroma_operator.router.collections import ResolvedCollection
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import invalid_argument
 from chroma_operator.router.exact import ANSWER_FIELDS, top_k_as_query
-from chroma_operator.router.merge import merge_query
-from chroma_operator.router.placement import partition, pick
+from chroma_operator.router.merge import keep_get_rows, merge_query
+from chroma_operator.router.placement import pick
 from chroma_operator.router.state import State
 from chroma_operator.router.validate import QueryRequest
 
@@ -28,7 +28,7 @@ async def collection_size(
 ) -> int:
     calls = {
         s: st.pool.read(s, "GET", lambda ep: coll.path(ep, "/count"), headers=headers)
-        for s in range(st.pool.num_shards)
+        for s in range(st.routing.read_shards)
     }
     replies, _ = await core.read_shards(st, calls, partial=False)
     return sum(int(r.json()) for r in replies.values())
@@ -53,12 +53,13 @@ async def exact_query(
     wanted = [f for f in ANSWER_FIELDS if f in req.include]
     get_body: Json = {k: body[k] for k in ("where", "where_document") if body.get(k) is not None}
     get_body["include"] = sorted(set(wanted) | {"embeddings"})
+    routing = st.routing
     if req.ids is None:
-        parts = {s: get_body for s in range(st.pool.num_shards)}
+        parts = {s: get_body for s in range(routing.read_shards)}
     else:
         parts = {
             s: {**get_body, "ids": pick(req.ids, pos)}
-            for s, pos in partition(req.ids, st.pool.num_shards).items()
+            for s, pos in routing.read_partition(req.ids).items()
         }
     calls = {
         s: st.pool.read(
@@ -70,6 +71,9 @@ async def exact_query(
     per_shard = []
     for s in sorted(replies):
         records = replies[s].json()
+        owned = routing.owned(s, records["ids"])  # during a move: drop copies it does not own
+        if owned is not None:
+            records = keep_get_rows(records, owned)
         answer = top_k_as_query(records, req.embeddings, req.n_results, coll.space)
         if "embeddings" not in wanted:
             answer["embeddings"] = None

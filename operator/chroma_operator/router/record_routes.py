@@ -1,7 +1,8 @@
 """Record routes: add, upsert, update, delete, get, count, query.
 
-Writes go to the shard that owns each id (jump hash); reads without ids fan out to every
-shard and merge as one node would answer. The query cache lives here too: it is keyed
+Writes go to the shard that owns each id (jump hash) -- during a move, to its owner under
+both placements; reads without ids fan out to every shard of the read placement, drop
+copies a shard does not own, and merge as one node would answer. The query cache lives here too: it is keyed
 by collection, its write generation and the canonical request.
 """
 
@@ -22,8 +23,14 @@ from chroma_operator.router.collections import ResolvedCollection, reply_error
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import ChromaHTTPError, shard_unavailable
 from chroma_operator.router.fanout import gather
-from chroma_operator.router.merge import empty_query, merge_get, merge_query
-from chroma_operator.router.placement import partition, pick
+from chroma_operator.router.merge import (
+    empty_query,
+    keep_get_rows,
+    keep_query_rows,
+    merge_get,
+    merge_query,
+)
+from chroma_operator.router.placement import Routing, pick
 from chroma_operator.router.query_modes import exact_query
 from chroma_operator.router.search_mode import HEADER as SEARCH_HEADER
 from chroma_operator.router.search_mode import SearchMode, parse_search_mode
@@ -43,12 +50,48 @@ def encode_parts(parts: dict[int, dict[str, Any]]) -> dict[int, bytes]:
 
 
 def shard_bodies(
-    num_shards: int, base: dict[str, Any], ids: list[str] | None
+    routing: Routing, base: dict[str, Any], ids: list[str] | None
 ) -> dict[int, dict[str, Any]]:
-    """A request's body per shard: by ids, only the owners (with their ids); else all."""
+    """A read's body per shard: by ids, only the owners (with their ids); else all.
+
+    A shard that may hold copies it does not own is asked without a limit, so that after
+    its copies are dropped it still contributes every row the merge could need.
+    """
     if ids is None:
-        return {s: base for s in range(num_shards)}
-    return {s: {**base, "ids": pick(ids, pos)} for s, pos in partition(ids, num_shards).items()}
+        unlimited = {**base, "limit": None} if "limit" in base else base
+        return {s: unlimited if s in routing.polluted else base for s in range(routing.read_shards)}
+    return {s: {**base, "ids": pick(ids, pos)} for s, pos in routing.read_partition(ids).items()}
+
+
+def owned_get(routing: Routing, shard: int, resp: dict[str, Any]) -> dict[str, Any]:
+    keep = routing.owned(shard, resp["ids"])
+    return resp if keep is None else keep_get_rows(resp, keep)
+
+
+def owned_query(routing: Routing, shard: int, resp: dict[str, Any]) -> dict[str, Any]:
+    if shard not in routing.polluted:
+        return resp
+    keep = [routing.owned(shard, ids) or [] for ids in resp["ids"]]
+    return keep_query_rows(resp, keep)
+
+
+def deleted_count(routing: Routing, results: dict[int, list[Reply]], ids: list[str] | None) -> int:
+    """Records deleted as a client counts them: once each, by their read owner.
+
+    During a move a delete reaches a record's copy too; shards outside the read
+    placement are not counted, and a shard that also held copies counts at most the ids
+    it owns.
+    """
+    total = 0
+    owned = routing.read_partition(ids) if ids is not None else {}
+    for s, replies in results.items():
+        if not replies or s >= routing.read_shards:
+            continue
+        n = int((replies[0].json() or {}).get("deleted", 0))
+        if s in routing.polluted and ids is not None:
+            n = min(n, len(owned.get(s, [])))
+        total += n
+    return total
 
 
 class RecordRoutes:
@@ -109,7 +152,7 @@ class RecordRoutes:
         coll = await self._resolve(request, st, need_dimension=batch.dim is not None)
         v.check_dimension(coll.dimension, batch.dim)
         parts: dict[int, bytes] = {}
-        for shard, positions in partition(batch.ids, st.pool.num_shards).items():
+        for shard, positions in st.routing.write_partition(batch.ids).items():
             part: dict[str, Any] = {"ids": pick(batch.ids, positions)}
             for col, values in batch.columns.items():
                 part[col] = pick(values, positions)
@@ -134,12 +177,12 @@ class RecordRoutes:
         if ids is not None:
             parts = {
                 s: {**body, "ids": pick(ids, pos)}
-                for s, pos in partition(ids, st.pool.num_shards).items()
+                for s, pos in st.routing.write_partition(ids).items()
             }
         else:
-            parts = {s: body for s in range(st.pool.num_shards)}
+            parts = {s: body for s in range(st.pool.num_shards)}  # every shard that exists
         results = await self._write_parts(st, coll, "/delete", encode_parts(parts), headers)
-        deleted = sum(int((r[0].json() or {}).get("deleted", 0)) for r in results.values() if r)
+        deleted = deleted_count(st.routing, results, ids)
         return json_response({"deleted": deleted})
 
     async def _matching_ids(
@@ -152,23 +195,36 @@ class RecordRoutes:
     ) -> list[str]:
         query = {k: body[k] for k in ("where", "where_document") if body.get(k) is not None}
         base = {**query, "limit": limit, "offset": 0, "include": []}
-        parts = shard_bodies(st.pool.num_shards, base, None)
+        parts = shard_bodies(st.routing, base, None)
         replies, _ = await self._post_each(st, coll, "/get", parts, headers, partial=False)
-        merged = merge_get([replies[s].json() for s in sorted(replies)], 0, limit, [])
+        answers = [owned_get(st.routing, s, replies[s].json()) for s in sorted(replies)]
+        merged = merge_get(answers, 0, limit, [])
         return [str(i) for i in merged["ids"]]
 
     async def count_records(self, request: Request, st: State) -> Response:
         coll = await self._resolve(request, st)
         headers = auth_headers(request)
         params = dict(request.query_params)
+        routing = st.routing
+        # A shard holding copies it does not own is counted by ids (exact during a move).
+        by_ids = orjson.dumps({"include": []})
         calls = {
             s: st.pool.read(
+                s, "POST", lambda ep: coll.path(ep, "/get"), content=by_ids, headers=headers
+            )
+            if s in routing.polluted
+            else st.pool.read(
                 s, "GET", lambda ep: coll.path(ep, "/count"), params=params, headers=headers
             )
-            for s in range(st.pool.num_shards)
+            for s in range(routing.read_shards)
         }
         replies, failed = await self.core.read_shards(st, calls)
-        total = sum(int(r.json()) for r in replies.values())
+        total = 0
+        for s, r in replies.items():
+            if s in routing.polluted:
+                total += len(routing.owned(s, r.json()["ids"]) or [])
+            else:
+                total += int(r.json())
         return json_response(total, headers=partial_headers(failed))
 
     async def _post_each(
@@ -200,10 +256,13 @@ class RecordRoutes:
             "include": req.include,
             "limit": None if req.limit is None else req.offset + req.limit,
         }
-        parts = shard_bodies(st.pool.num_shards, base, req.ids)
+        parts = shard_bodies(st.routing, base, req.ids)
         replies, failed = await self._post_each(st, coll, "/get", parts, auth_headers(request))
         merged = merge_get(
-            [replies[s].json() for s in sorted(replies)], req.offset, req.limit, req.include
+            [owned_get(st.routing, s, replies[s].json()) for s in sorted(replies)],
+            req.offset,
+            req.limit,
+            req.include,
         )
         return json_response(merged, headers=partial_headers(failed))
 
@@ -255,7 +314,12 @@ class RecordRoutes:
             if key is not None:
                 st.cache.put(key, payload)
             return Response(payload, 200, media_type="application/json")
-        if st.pool.num_shards == 1 and req.ids is None and mode.kind == "approximate":
+        if (
+            st.routing.read_shards == 1
+            and not st.routing.polluted
+            and req.ids is None
+            and mode.kind == "approximate"
+        ):
             # One shard: its answer is already the merged answer; forward the bytes.
             reply = await st.pool.read(
                 0, "POST", lambda ep: coll.path(ep, "/query"), content=raw, headers=headers
@@ -270,12 +334,12 @@ class RecordRoutes:
             return Response(reply.body, 200, media_type="application/json")
         shard_include = sorted(set(req.include) | {"distances"})
         base = {**body, "n_results": mode.shard_k(req.n_results), "include": shard_include}
-        parts = shard_bodies(st.pool.num_shards, base, req.ids)
+        parts = shard_bodies(st.routing, base, req.ids)
         if not parts:
             return json_response(empty_query(len(req.embeddings), req.include))
         replies, failed = await self._post_each(st, coll, "/query", parts, headers)
         merged = merge_query(
-            [replies[s].json() for s in sorted(replies)],
+            [owned_query(st.routing, s, replies[s].json()) for s in sorted(replies)],
             len(req.embeddings),
             req.n_results,
             req.include,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.collections import CollectionMap
+from chroma_operator.router.placement import Routing
 from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardPool
 from chroma_operator.topology import Topology
@@ -33,6 +34,11 @@ class State:
     cache: QueryCache
     recall: RecallSampler
     preflight: dict[str, Any] | None = None
+    routing: Routing = field(init=False)
+    in_flight: int = 0  # requests still running on this snapshot (epoch reporting)
+
+    def __post_init__(self) -> None:
+        self.routing = Routing.of(self.topology.current_placement())
 
     @property
     def partial_ok(self) -> bool:

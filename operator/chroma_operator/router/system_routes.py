@@ -97,7 +97,25 @@ class SystemRoutes:
 
     async def healthz(self, request: Request, st: State) -> Response:
         return json_response(
-            {"status": "ok", "cluster": st.topology.cluster, "shards": st.pool.num_shards}
+            {
+                "status": "ok",
+                "cluster": st.topology.cluster,
+                "shards": st.pool.num_shards,
+                "epoch": self.core.applied_epoch(),
+            }
+        )
+
+    async def internal_placement(self, request: Request, st: State) -> Response:
+        """The placement this router serves; `epoch` counts only once older requests ended."""
+        p = st.topology.current_placement()
+        return json_response(
+            {
+                "epoch": self.core.applied_epoch(),
+                "topology_epoch": p.epoch,
+                "phase": p.phase,
+                "shards": p.shards,
+                "previous_shards": p.previous_shards,
+            }
         )
 
     async def readyz(self, request: Request, st: State) -> Response:
@@ -151,6 +169,7 @@ class SystemRoutes:
         return [
             r("/internal/invalidate", self.internal_invalidate, ["POST"]),
             r("/internal/topology", self.internal_topology, ["GET"]),
+            r("/internal/placement", self.internal_placement, ["GET"]),
             r("/healthz", self.healthz, ["GET"]),
             r("/readyz", self.readyz, ["GET"]),
             r("/metrics", self.metrics_endpoint, ["GET"]),

@@ -1,0 +1,1 @@
+"""Online resharding: placement epochs, the phase machine and the engine that moves records."""
