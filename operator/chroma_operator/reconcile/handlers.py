@@ -56,6 +56,7 @@ STATUS_KINDS = {"StatefulSet", "Deployment"}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 RESHARDING = rs.REFUSED
 log = logging.getLogger(__name__)
+REPLICAS_RETRY_SECONDS = 30.0
 
 
 def utcnow() -> str:
@@ -594,9 +595,12 @@ async def collect_replica_states(
         ctx.replicas_due.pop(key, None)
         return
     parsed = _parse(body)
-    if isinstance(parsed, InvalidResource) or parsed.spec.replicas < 2:
+    if isinstance(parsed, InvalidResource):
+        ctx.replicas_due[key] = now + REPLICAS_RETRY_SECONDS
         return
     ctx.replicas_due[key] = now + parsed.spec.slo.evaluation_interval_seconds
+    if parsed.spec.replicas < 2:
+        return
     owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
     before = replica_states.states_of(body.get("status") or {})
     views = await replica_states.collect(
