@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.trace import shard_trace_id
 from chroma_operator.topology import Topology
 
 API = "/api/v2"
@@ -44,6 +45,7 @@ class Reply:
     endpoint: str
     status: int
     body: bytes
+    trace_id: str | None = None  # the shard's `chroma-trace-id`, when it sent a real one
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,7 @@ class ShardPool:
                 method, endpoint + API + path, data=content, params=params, headers=headers
             ) as resp:
                 status, body = resp.status, await resp.read()
+                trace_id = shard_trace_id(resp.headers)
         except TimeoutError as exc:
             self.metrics.shard_errors.labels(label, "timeout").inc()
             raise ShardCallError(shard, endpoint, "timed out") from exc
@@ -118,7 +121,7 @@ class ShardPool:
             self.metrics.shard_latency.labels(label).observe(time.perf_counter() - start)
         if status >= 500:
             self.metrics.shard_errors.labels(label, "status").inc()
-        return Reply(shard, endpoint, status, body)
+        return Reply(shard, endpoint, status, body, trace_id)
 
     async def read(
         self,
