@@ -40,8 +40,8 @@ def test_evaluator_on_the_routers_own_metrics() -> None:
 
 
 def test_query_route_template_is_the_routers() -> None:
-    app = pytest.importorskip("chroma_operator.router.app")
-    assert app.COLL + "/query" == QUERY_ROUTE
+    state = pytest.importorskip("chroma_operator.router.state")
+    assert state.COLL + "/query" == QUERY_ROUTE
     for operational in ("/metrics", "/healthz", "/readyz", "/internal/invalidate"):
         assert SLI_METRICS.is_excluded_route(operational)
     assert not SLI_METRICS.is_excluded_route(QUERY_ROUTE)

@@ -25,6 +25,12 @@ def command(
     ] = LogLevel.info,
     reload_interval: float = typer.Option(1.0, help="Seconds between checks of the topology file"),
     backlog: int = typer.Option(2048, help="Listen backlog (pending connections)"),
+    keep_alive: int = typer.Option(
+        75,
+        help="Seconds an idle client connection stays open. Well above uvicorn's 5 s: "
+        "pooling clients (chromadb's async client) otherwise race the close and fail a "
+        "request with 'Server disconnected'",
+    ),
     access_log: bool = typer.Option(
         False, help="Log every request (with its trace id; 5xx answers are always logged)"
     ),
@@ -60,6 +66,7 @@ def command(
         log_level=log_level.value,
         access_log=False,  # the app logs each request itself, with its trace id
         backlog=backlog,
+        timeout_keep_alive=keep_alive,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,

@@ -69,7 +69,7 @@ def outcomes(junit: Path) -> dict[str, str]:
     """Test id -> passed / failed / error / skipped, from pytest's junit xml."""
     result: dict[str, str] = {}
     for case in ET.parse(junit).iter("testcase"):
-        test_id = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        test_id = f"{case.get('classname', '')}::{case.get('name')}"
         kinds = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
         result[test_id] = {"failure": "failed"}.get(kinds[0], kinds[0]) if kinds else "passed"
     return result
@@ -87,10 +87,11 @@ def test_chroma_api_tests_pass_through_the_router_as_on_one_node(
     node = outcomes(tmp_path / "node" / "junit.xml")
     routed = outcomes(tmp_path / "router" / "junit.xml")
     passed_on_node = {t for t, o in node.items() if o == "passed"}
-    # Both clients ran, and the node passes most: the comparison is not vacuous.
+    # Both clients ran, and the node passes most (182 of 194 with chromadb 1.5.9): the
+    # comparison is not vacuous.
     assert any("[integration" in t for t in passed_on_node)
     assert any("[async_integration" in t for t in passed_on_node)
-    assert len(passed_on_node) > 200, (tmp_path / "node" / "pytest.log").read_text()[-3000:]
+    assert len(passed_on_node) > 150, (tmp_path / "node" / "pytest.log").read_text()[-3000:]
     regressions = sorted(
         f"{t}: {routed.get(t, 'not run')}"
         for t in passed_on_node - ORDER_DEPENDENT
