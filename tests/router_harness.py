@@ -47,8 +47,11 @@ def make_topology(shard_urls: list[list[str]], **router: Any) -> Topology:
 class RouterProcess:
     """`python -m chroma_operator router` as a child process on a free port."""
 
-    def __init__(self, topology: Topology, port: int | None = None) -> None:
+    def __init__(
+        self, topology: Topology, port: int | None = None, args: list[str] | None = None
+    ) -> None:
         self.port = port or free_port()
+        self.args = ["--log-level", "warning", *(args or [])]  # later flags win
         self.dir = Path(tempfile.mkdtemp(prefix="router-test-"))
         self.topology_path = self.dir / "topology.json"
         self.write_topology(topology)
@@ -78,16 +81,15 @@ class RouterProcess:
                 str(self.port),
                 "--host",
                 "127.0.0.1",
-                "--log-level",
-                "warning",
                 "--reload-interval",
                 "0.2",
+                *self.args,
             ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # Python starts slowly on a busy shared machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"router exited: {self.log_tail()}")

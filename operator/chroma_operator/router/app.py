@@ -36,9 +36,11 @@ def build_routes(core: RouterCore) -> list[Route]:
     return [*specific, *system.operational_routes(), system.fallback_route()]
 
 
-def create_app(topology: Topology | str | Path, *, reload_interval: float = 1.0) -> Starlette:
+def create_app(
+    topology: Topology | str | Path, *, reload_interval: float = 1.0, access_log: bool = False
+) -> Starlette:
     """The router app for a topology (or a topology file, reloaded when it changes)."""
-    core = RouterCore(TopologySource(topology), reload_interval)
+    core = RouterCore(TopologySource(topology), reload_interval, access_log)
     app = Starlette(routes=build_routes(core), lifespan=core.lifespan)
     app.state.router = core
     return app

@@ -25,7 +25,15 @@ def command(
     ] = LogLevel.info,
     reload_interval: float = typer.Option(1.0, help="Seconds between checks of the topology file"),
     backlog: int = typer.Option(2048, help="Listen backlog (pending connections)"),
-    access_log: bool = typer.Option(False, help="Log every request"),
+    keep_alive: int = typer.Option(
+        75,
+        help="Seconds an idle client connection stays open. Well above uvicorn's 5 s: "
+        "pooling clients (chromadb's async client) otherwise race the close and fail a "
+        "request with 'Server disconnected'",
+    ),
+    access_log: bool = typer.Option(
+        False, help="Log every request (with its trace id; 5xx answers are always logged)"
+    ),
 ) -> None:
     """Run the query router: Chroma's HTTP API v2 in front of the cluster's shards."""
     import logging
@@ -50,14 +58,15 @@ def command(
         first = str(exc).splitlines()[0]
         typer.secho(f"error: {topology} is not a valid topology: {first}", fg="red", err=True)
         raise typer.Exit(code=2) from None
-    app = create_app(topology, reload_interval=reload_interval)
+    app = create_app(topology, reload_interval=reload_interval, access_log=access_log)
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level=log_level.value,
-        access_log=access_log,
+        access_log=False,  # the app logs each request itself, with its trace id
         backlog=backlog,
+        timeout_keep_alive=keep_alive,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,

@@ -19,6 +19,7 @@ import orjson
 
 from chroma_operator.router.errors import ChromaHTTPError, shard_unavailable
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
+from chroma_operator.router.trace import trace_headers
 
 
 def db_path(tenant: str, database: str) -> str:
@@ -32,7 +33,7 @@ def reply_error(reply: Reply, prefix: str = "") -> ChromaHTTPError:
         error, message = str(body["error"]), str(body["message"])
     except Exception:
         error, message = "ChromaError", reply.body.decode(errors="replace")
-    return ChromaHTTPError(reply.status, error, prefix + message)
+    return ChromaHTTPError(reply.status, error, prefix + message, trace_headers(reply.trace_id))
 
 
 @dataclass

@@ -30,6 +30,7 @@ from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.state import State
 from chroma_operator.router.topology_source import TopologySource
+from chroma_operator.router.trace import TRACE_HEADER, new_trace_id
 from chroma_operator.topology import Topology
 
 log = logging.getLogger("chroma_operator.router")
@@ -38,13 +39,43 @@ OLD_POOL_GRACE_S = 30.0
 
 Handler = Callable[[Request, State], Awaitable[Response]]
 
+_TRACE_KEY = TRACE_HEADER.encode()
+
+
+def ensure_trace_id(response: Response) -> str:
+    """The answer's trace id: a shard's that it already carries, or a new one added."""
+    for key, value in response.raw_headers:
+        if key == _TRACE_KEY:
+            return value.decode("latin-1")
+    trace_id = new_trace_id()
+    response.raw_headers.append((_TRACE_KEY, trace_id.encode()))
+    return trace_id
+
+
+def log_request(request: Request, status: int, elapsed: float, trace_id: str) -> None:
+    """The router's log line for one request, with the trace id a client error shows."""
+    client = request.client
+    log.log(
+        logging.WARNING if status >= 500 else logging.INFO,
+        "%s %s %s %d %.2fms trace=%s",
+        f"{client.host}:{client.port}" if client else "-",
+        request.method,
+        request.url.path,
+        status,
+        elapsed * 1e3,
+        trace_id,
+    )
+
 
 class RouterCore:
     """The metrics, the topology watcher and the current state of one router process."""
 
-    def __init__(self, source: TopologySource, reload_interval: float = 1.0) -> None:
+    def __init__(
+        self, source: TopologySource, reload_interval: float = 1.0, access_log: bool = False
+    ) -> None:
         self.source = source
         self.reload_interval = reload_interval
+        self.access_log = access_log  # one line per request (5xx answers are always logged)
         self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
         self.state = self.make_state(source.current)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
@@ -136,11 +167,28 @@ class RouterCore:
 
         This is the one place where errors become Chroma's shape: a `ChromaHTTPError` as
         itself, a shard transport failure as 503 naming the shard, anything else as 500.
+        Every answer carries a `chroma-trace-id` (the shard's, or one minted here) and a
+        `Server-Timing` header; the labelled metric children are looked up once per
+        (method, status), not per request.
         """
+        series: dict[tuple[str, int], tuple[Any, Any]] = {}
+        metrics = self.metrics
+
+        def children(method: str, status: int) -> tuple[Any, Any]:
+            key = (method, status)
+            found = series.get(key)
+            if found is None:
+                label = str(status)
+                found = (
+                    metrics.requests.labels(template, method, label),
+                    metrics.latency.labels(template, method, label),
+                )
+                series[key] = found
+            return found
 
         async def endpoint(request: Request) -> Response:
             st = self.state
-            self.metrics.in_flight.inc()
+            metrics.in_flight.inc()
             st.in_flight += 1
             start = time.perf_counter()
             try:
@@ -150,16 +198,20 @@ class RouterCore:
             except ShardCallError as exc:
                 response = shard_unavailable(exc.shard, exc.endpoint, exc.reason).response()
             except Exception as exc:  # the client still gets Chroma's shape
-                log.exception("unhandled error on %s", template)
                 response = error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
+                log.exception("unhandled error on %s trace=%s", template, ensure_trace_id(response))
             finally:
-                self.metrics.in_flight.dec()
+                metrics.in_flight.dec()
                 st.in_flight -= 1
-            status = str(response.status_code)
             elapsed = time.perf_counter() - start
-            response.headers["Server-Timing"] = f"router;dur={elapsed * 1000:.3f}"
-            self.metrics.requests.labels(template, request.method, status).inc()
-            self.metrics.latency.labels(template, request.method, status).observe(elapsed)
+            trace_id = ensure_trace_id(response)
+            response.raw_headers.append((b"server-timing", b"router;dur=%.3f" % (elapsed * 1e3)))
+            status = response.status_code
+            counter, histogram = children(request.method, status)
+            counter.inc()
+            histogram.observe(elapsed)
+            if status >= 500 or self.access_log:
+                log_request(request, status, elapsed, trace_id)
             return response
 
         return Route(template, endpoint, methods=methods)

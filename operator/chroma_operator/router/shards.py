@@ -22,10 +22,13 @@ import aiohttp
 import orjson
 
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.trace import shard_trace_id
 from chroma_operator.topology import Topology
 
 API = "/api/v2"
 RETRY_STATUSES = frozenset({502, 503, 504})
+PER_REPLICA_CONNECTIONS = 256  # keep-alive connections the router may hold to one replica
+KEEPALIVE_S = 60.0
 
 
 class ShardCallError(Exception):
@@ -44,6 +47,7 @@ class Reply:
     endpoint: str
     status: int
     body: bytes
+    trace_id: str | None = None  # the shard's `chroma-trace-id`, when it sent a real one
 
     @property
     def ok(self) -> bool:
@@ -67,13 +71,26 @@ class ShardPool:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """Created on first use, inside the serving event loop."""
+        """Created on first use, inside the serving event loop.
+
+        Sized for the fan-out: every replica gets its own keep-alive pool of
+        `PER_REPLICA_CONNECTIONS`, so a query fanned out to N shards never queues for a
+        connection behind another shard's. No cookie jar (shards set none, and filtering
+        cookies costs on every call) and no auto headers the shards ignore.
+        """
         if self._session is None:
+            replicas = max(1, len(self.all_endpoints()))
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(
+                    limit=PER_REPLICA_CONNECTIONS * replicas,
+                    limit_per_host=PER_REPLICA_CONNECTIONS,
+                    keepalive_timeout=KEEPALIVE_S,
+                    ttl_dns_cache=300,
+                ),
                 timeout=self._timeout,
                 headers={"content-type": "application/json"},
-                skip_auto_headers=("User-Agent",),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -108,6 +125,7 @@ class ShardPool:
                 method, endpoint + API + path, data=content, params=params, headers=headers
             ) as resp:
                 status, body = resp.status, await resp.read()
+                trace_id = shard_trace_id(resp.headers)
         except TimeoutError as exc:
             self.metrics.shard_errors.labels(label, "timeout").inc()
             raise ShardCallError(shard, endpoint, "timed out") from exc
@@ -118,7 +136,7 @@ class ShardPool:
             self.metrics.shard_latency.labels(label).observe(time.perf_counter() - start)
         if status >= 500:
             self.metrics.shard_errors.labels(label, "status").inc()
-        return Reply(shard, endpoint, status, body)
+        return Reply(shard, endpoint, status, body, trace_id)
 
     async def read(
         self,

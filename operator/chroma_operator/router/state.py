@@ -15,6 +15,7 @@ from chroma_operator.router.collections import CollectionMap
 from chroma_operator.router.placement import Routing
 from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardPool
+from chroma_operator.router.trace import trace_headers
 from chroma_operator.topology import Topology
 
 API = "/api/v2"
@@ -53,7 +54,9 @@ def json_response(
 
 def passthrough(reply: Reply) -> Response:
     """A shard's answer, forwarded byte for byte."""
-    return Response(reply.body, reply.status, media_type="application/json")
+    return Response(
+        reply.body, reply.status, trace_headers(reply.trace_id) or None, "application/json"
+    )
 
 
 def auth_headers(request: Request) -> dict[str, str]:
