@@ -89,6 +89,11 @@ class Topology(_Strict):
     router: RouterTopology = RouterTopology()
     encoder: EncoderTopology | None = None
     slo: SloTopology = SloTopology()
+    fenced: list[str] = Field(
+        default_factory=list,
+        description="Replicas (shard-<i>-<r>) taken out of reads and writes: writes meant "
+        "for them become hints, replayed when they are unfenced",
+    )
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from chroma_operator.api.models import ChromaCluster
 from chroma_operator.build.config import build_config_map
 from chroma_operator.build.encoder import build_encoder_deployment, build_encoder_service
@@ -12,7 +14,22 @@ from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
 from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
 
-__all__ = ["Manifest", "Owner", "build_all", "owner_of"]
+__all__ = ["Manifest", "Operations", "Owner", "build_all", "owner_of"]
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What the operator decided on top of the spec (from annotations and status).
+
+    `fenced` replicas go into the topology; `hibernated` scales shards and encoder to
+    zero (claims are kept); `images` and `storage_sizes` hold shards at what they run
+    until an upgrade or a resize reaches them.
+    """
+
+    fenced: tuple[str, ...] = ()
+    hibernated: bool = False
+    images: dict[int, str] = field(default_factory=dict)
+    storage_sizes: dict[int, str] = field(default_factory=dict)
 
 
 def owner_of(cluster: ChromaCluster, namespace: str = "default", uid: str | None = None) -> Owner:
@@ -25,6 +42,7 @@ def build_all(
     tuned_hnsw: dict[str, int] | None = None,
     restarts: dict[int, str] | None = None,
     verify: tuple[str, str] | None = None,
+    ops: Operations | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
@@ -33,29 +51,45 @@ def build_all(
     `restarts` maps shard index to a restart token (a rolling restart, one shard at a time);
     `verify` (token, collection) asks for the Job that measures the result once loaded.
     """
+    ops = ops or Operations()
     spec = cluster.spec
     topo_spec = spec
     if tuned_hnsw:
         topo_spec = spec.model_copy(update={"hnsw": spec.hnsw.model_copy(update=tuned_hnsw)})
-    out: list[Manifest] = [build_config_map(owner, topo_spec)]
+    out: list[Manifest] = [build_config_map(owner, topo_spec, ops.fenced)]
     for i in range(spec.shards):
         out.append(build_headless_service(owner, spec, i))
-        out.append(build_statefulset(owner, spec, i, (restarts or {}).get(i)))
+        out.append(
+            build_statefulset(
+                owner,
+                spec,
+                i,
+                (restarts or {}).get(i),
+                replicas=0 if ops.hibernated else None,
+                image=ops.images.get(i),
+                storage_size=ops.storage_sizes.get(i),
+            )
+        )
         pdb = build_pdb(owner, spec, i)
         if pdb is not None:
             out.append(pdb)
     out.append(build_front_service(owner, spec))
     if spec.encoder.enabled:
-        out.append(build_encoder_deployment(owner, spec))
+        deployment = build_encoder_deployment(owner, spec)
+        if ops.hibernated:
+            deployment["spec"]["replicas"] = 0
+        out.append(deployment)
         out.append(build_encoder_service(owner, spec))
     extra = cluster.metadata.model_extra or {}
     cronjob = build_tuning_cronjob(owner, spec)
     if cronjob is not None:
+        if ops.hibernated:  # nothing to measure while every shard is down
+            cronjob["spec"]["suspend"] = True
         out.append(cronjob)
     request = (extra.get("annotations") or {}).get(TUNE_ANNOTATION)
-    if request:
+    if request and not ops.hibernated:
         out.append(build_tuning_job(owner, spec, str(request)))
-    if verify is not None:
+    if verify is not None and not ops.hibernated:
         out.append(build_verify_job(owner, spec, *verify))
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

@@ -69,6 +69,7 @@ def build_topology(
     shard_endpoints: Sequence[Sequence[str]],
     router_peers: Sequence[str],
     encoder_url: str | None,
+    fenced: Sequence[str] = (),
 ) -> Topology:
     """The topology routers read; endpoints are given so the same spec serves k8s and local."""
     return Topology(
@@ -95,10 +96,13 @@ def build_topology(
             else None
         ),
         slo=SloTopology(latency_thresholds_ms=latency_thresholds(spec.slo.objectives)),
+        fenced=list(fenced),
     )
 
 
-def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
+def kubernetes_topology(
+    owner: Owner, spec: ChromaClusterSpec, fenced: Sequence[str] = ()
+) -> Topology:
     """Topology with in-cluster DNS names: pod DNS for shards and router peers."""
     hosts = [
         [naming.pod_host(owner.name, owner.namespace, i, r) for r in range(spec.replicas)]
@@ -116,16 +120,17 @@ def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
         shard_endpoints=[[f"http://{h}:{naming.CHROMA_PORT}" for h in shard] for shard in hosts],
         router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
         encoder_url=encoder_url,
+        fenced=fenced,
     )
 
 
-def build_config_map(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
+def build_config_map(owner: Owner, spec: ChromaClusterSpec, fenced: Sequence[str] = ()) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, naming.config_map(owner.name), "config"),
         "data": {
             CHROMA_CONFIG_KEY: chroma_config_yaml(chroma_server_config(spec)),
-            TOPOLOGY_KEY: kubernetes_topology(owner, spec).to_json(),
+            TOPOLOGY_KEY: kubernetes_topology(owner, spec, fenced).to_json(),
         },
     }

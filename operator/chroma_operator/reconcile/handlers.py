@@ -16,6 +16,7 @@ from typing import Any, cast
 import httpx
 import kopf
 
+from chroma_operator.api import annotations as ann
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
@@ -23,7 +24,7 @@ from chroma_operator.build.meta import Manifest, Owner
 from chroma_operator.build.monitoring import required_crd
 from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.tuning import VERIFY_ANNOTATION, front_url
-from chroma_operator.reconcile import metrics, rollout, slo_loop, tuning
+from chroma_operator.reconcile import day2, metrics, rollout, slo_loop, tuning
 from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
@@ -74,6 +75,10 @@ def _resource_doc(body: Mapping[str, Any]) -> Obj:
         },
         "spec": dict(body.get("spec") or {}),
     }
+
+
+def _annotations(body: Mapping[str, Any]) -> dict[str, str]:
+    return dict((body.get("metadata") or {}).get("annotations") or {})
 
 
 def _emit(body: Mapping[str, Any], events: list[st.Event]) -> None:
@@ -154,6 +159,18 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         previous: Obj = dict(body.get("status") or {})
         generation = body.get("metadata", {}).get("generation")
         now = utcnow()
+        if ann.paused(_annotations(body)):
+            logger.info("Reconciliation paused by %s", ann.RECONCILE)
+            status, events = st.paused_status(
+                previous,
+                f"reconciliation paused ({ann.RECONCILE}: {ann.PAUSED_VALUE}): the operator "
+                "changes nothing until the annotation is removed",
+                previous.get("observedGeneration"),
+                now,
+            )
+            await _publish(ctx, body, previous, status)
+            _emit(body, events)
+            return "paused"
         parsed = _parse(body)
         if isinstance(parsed, InvalidResource):
             logger.warning("Invalid ChromaCluster: %s", parsed)
@@ -177,10 +194,11 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         restarts = shard_restarts(previous)
         applied = dict((previous.get("tuning") or {}).get("applied") or {})
         rolling: rollout.State = "idle"
-        if applied.get("indexReload") == "pending":
-            live_sts = await read_children(
-                ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
-            )
+        live_sts = await read_children(
+            ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
+        )
+        d2 = await day2.prepare(ctx.kube, owner, spec, _annotations(body), previous, live_sts, now)
+        if applied.get("indexReload") == "pending" and not d2.ops.hibernated:
             restarts, rolling = rollout.advance(
                 applied, restarts, spec.shards, spec.replicas, live_sts, name
             )
@@ -188,7 +206,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         if rolling == "done" or applied.get("indexReload") == "verifying":
             verify = (str(applied["at"]), str(applied["collection"]))
         desired, skipped = await _installable(
-            ctx.kube, build_all(parsed, owner, tuned, restarts, verify)
+            ctx.kube, build_all(parsed, owner, tuned, restarts, verify, d2.ops)
         )
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:
@@ -198,9 +216,11 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                 len(result.patched),
                 len(result.deleted),
             )
-        obs = st.observe(owner, spec, result.live)
+        obs = st.observe(owner, spec, result.live, d2.ops.hibernated)
         obs.errors.extend(f"{k} {n}: {m}" for (k, n), m in result.failed)
-        status, events = st.next_status(previous, owner, spec, obs, generation, now)
+        status, events = st.next_status(previous, owner, spec, obs, generation, now, d2.operation)
+        status.update(d2.status)
+        events = d2.events + events
         monitoring = [m for m in desired if required_crd(m)] + skipped
         if monitoring:
             status["conditions"] = st.set_condition(
@@ -252,6 +272,9 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         previous: Obj = dict(body.get("status") or {})
         if isinstance(parsed, InvalidResource) or previous.get("reason") == RESHARDING:
             return False
+        annotations = _annotations(body)
+        if ann.paused(annotations) or previous.get("phase") == "Paused":
+            return False  # paused: nothing is published; resumed: the reconcile publishes
         if previous.get("observedGeneration") is None:
             return False  # not reconciled yet: the first reconcile publishes the first status
         if previous.get("shardCount") not in (None, parsed.spec.shards):
@@ -259,13 +282,17 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
         # Only the children's names matter for reading their status.
         live = await read_children(ctx.kube, build_all(parsed, owner), STATUS_KINDS)
-        obs = st.observe(owner, parsed.spec, live)
+        operation = day2.operation_of(annotations, previous)
+        obs = st.observe(owner, parsed.spec, live, ann.hibernated(annotations))
         generation = previous.get("observedGeneration")
-        status, events = st.next_status(previous, owner, parsed.spec, obs, generation, utcnow())
+        status, events = st.next_status(
+            previous, owner, parsed.spec, obs, generation, utcnow(), operation
+        )
         await _publish(ctx, body, previous, status)
         _emit(body, events)
         applied = (previous.get("tuning") or {}).get("applied") or {}
-        return bool(applied.get("indexReload") == "pending")
+        upgrading = (previous.get("upgrade") or {}).get("state") == "Rolling"
+        return bool(applied.get("indexReload") == "pending") or upgrading
 
 
 def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:

@@ -24,6 +24,12 @@ def shard_rolled(sts: Mapping[str, Any] | None, token: str, replicas: int) -> bo
     template = sts.get("spec", {}).get("template", {}).get("metadata", {})
     if (template.get("annotations") or {}).get(naming.RESTARTED_AT_ANNOTATION) != token:
         return False
+    return statefulset_rolled(sts, replicas)
+
+
+def statefulset_rolled(sts: Mapping[str, Any], replicas: int) -> bool:
+    """The StatefulSet controller has rolled its current template onto every replica,
+    and every replica is ready (what a rolling change waits for before the next shard)."""
     status = sts.get("status") or {}
     generation = sts.get("metadata", {}).get("generation", 0)
     return (
