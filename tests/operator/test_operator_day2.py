@@ -6,14 +6,11 @@ operator's answer is read back from the children, the status and the Events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-from chroma_operator.reconcile.kube import Kube
-from chroma_operator.topology import Topology
-from kube_emulator import ApiServer, running_operator
-from kubectl import eventually, kubectl_apply
 from test_operator_lifecycle import (
     NS,
     _ready_quickstart,
@@ -24,6 +21,11 @@ from test_operator_lifecycle import (
     quickstart,
     status_of,
 )
+
+from chroma_operator.reconcile.kube import Kube
+from chroma_operator.topology import Topology
+from kube_emulator import ApiServer, running_operator
+from kubectl import eventually, kubectl_apply
 
 API = "chroma.operator.dev/v1alpha1"
 PREFIX = "chroma.operator.dev"
@@ -126,8 +128,6 @@ async def test_pause_changes_nothing_and_resume_applies_the_spec(
         await eventually(
             lambda: get_cluster(kube), lambda c: c["metadata"]["generation"] >= 2, timeout=5
         )
-        import asyncio
-
         await asyncio.sleep(2)  # give a (wrong) reconcile time to write
         assert child_writes(apiserver, mark) == []
         assert status_of(await get_cluster(kube))["phase"] == "Paused"

@@ -69,5 +69,9 @@ def cluster_scoped_rules() -> list[dict[str, Any]]:
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
         # Whether a claim may grow (allowVolumeExpansion), and which class is the default.
-        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list"]},
+        {
+            "apiGroups": ["storage.k8s.io"],
+            "resources": ["storageclasses"],
+            "verbs": ["get", "list"],
+        },
     ]
