@@ -378,8 +378,8 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
 async def record_verification(
     ctx: Context, namespace: str, name: str, job: Mapping[str, Any]
 ) -> bool:
-    """The verify Job's live measurement into status.tuning.applied.verified (DESIGN §6:
-    report an applied efSearch only once what clients get has been measured)."""
+    """The verify Job's live measurement into status.tuning.applied.verified: an
+    applied efSearch is reported only once what clients get has been measured."""
     async with ctx.lock(namespace, name):
         body = await _fresh(ctx, namespace, name)
         if body is None:

@@ -1,6 +1,6 @@
 """Restart shards one at a time so a loaded HNSW index picks up an applied efSearch. Pure.
 
-Chroma 1.5 keeps a loaded index's ef_search until the server restarts (DESIGN §6). After
+Chroma 1.5 keeps a loaded index's ef_search until the server restarts. After
 a tuning run applies one, each shard StatefulSet gets a restart token in its pod template
 (via the builders), the next shard only once the previous one is rolled and ready, so the
 cluster keeps serving throughout.
