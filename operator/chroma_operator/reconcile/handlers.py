@@ -18,6 +18,7 @@ import kopf
 
 from chroma_operator.api import annotations as ann
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
+from chroma_operator.api.tuning_state import IndexReload, index_reload
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all
 from chroma_operator.build.meta import Manifest, Owner
@@ -198,12 +199,12 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
         )
         d2 = await day2.prepare(ctx.kube, owner, spec, _annotations(body), previous, live_sts, now)
-        if applied.get("indexReload") == "pending" and not d2.ops.hibernated:
+        if index_reload(applied) is IndexReload.PENDING and not d2.ops.hibernated:
             restarts, rolling = rollout.advance(
                 applied, restarts, spec.shards, spec.replicas, live_sts, name
             )
         verify = None
-        if rolling == "done" or applied.get("indexReload") == "verifying":
+        if rolling == "done" or index_reload(applied) is IndexReload.VERIFYING:
             verify = (str(applied["at"]), str(applied["collection"]))
         desired, skipped = await _installable(
             ctx.kube, build_all(parsed, owner, tuned, restarts, verify, d2.ops)
@@ -237,7 +238,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         if rolling == "done":
             status["tuning"] = {
                 **previous["tuning"],
-                "applied": {**applied, "indexReload": "verifying"},
+                "applied": {**applied, "indexReload": IndexReload.VERIFYING.value},
             }
             events.append(
                 st.Event(
@@ -292,7 +293,7 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         _emit(body, events)
         applied = (previous.get("tuning") or {}).get("applied") or {}
         upgrading = (previous.get("upgrade") or {}).get("state") == "Rolling"
-        return bool(applied.get("indexReload") == "pending") or upgrading
+        return index_reload(applied) is IndexReload.PENDING or upgrading
 
 
 def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
@@ -352,7 +353,7 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
                     "efConstruction": chosen.get("efConstruction"),
                     "collection": result["collection"],
                     "at": utcnow(),
-                    "indexReload": "pending",
+                    "indexReload": IndexReload.PENDING.value,
                 }
                 message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
             except httpx.HTTPError as exc:
@@ -387,12 +388,12 @@ async def record_verification(
         previous: Obj = dict(body.get("status") or {})
         record = dict(previous.get("tuning") or {})
         applied = dict(record.get("applied") or {})
-        if applied.get("indexReload") != "verifying":
+        if index_reload(applied) is not IndexReload.VERIFYING:
             return False
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
         result = tuning.parse_result(tuning.termination_message(pods))
         verdict = tuning.verification(record, result)
-        applied.update(indexReload="done", verified=verdict)
+        applied.update(indexReload=IndexReload.DONE.value, verified=verdict)
         record["applied"] = applied
         ok = bool(verdict.get("ok"))
         message = str(verdict.get("message", ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from chroma_operator.api.tuning_state import IndexReload, index_reload
 from chroma_operator.build import naming
 
 Obj = dict[str, Any]
@@ -49,7 +50,7 @@ def advance(
 ) -> tuple[dict[int, str], State]:
     """The restart tokens to build with now, and where the rollout stands."""
     out = dict(restarts)
-    if applied.get("indexReload") != "pending" or not applied.get("at"):
+    if index_reload(applied) is not IndexReload.PENDING or not applied.get("at"):
         return out, "idle"
     token = str(applied["at"])
 
