@@ -82,7 +82,8 @@ def fence_status(
                 f"{', '.join(removed)} back in service; the routers replay their hints",
             )
         )
-    return fence.replicas, {"replicas": fence.replicas, "problem": None}, events
+    # No None values: the published status is compared with this, key for key.
+    return fence.replicas, {"replicas": fence.replicas}, events
 
 
 async def _failure(kube: Kube, owner: Owner, previous: Mapping[str, Any], image: str) -> str | None:
@@ -127,10 +128,9 @@ async def prepare(
         (previous.get("storage") or {}).get("kept")
     )
     events += [st.Event(*e) for e in sized.events if e[0] != "Warning" or not said]
-    status["storage"] = {
-        "size": spec.storage.size,
-        "kept": {str(i): s for i, s in sorted(sized.keep.items())} or None,
-    }
+    status["storage"] = {"size": spec.storage.size}
+    if sized.keep:
+        status["storage"]["kept"] = {str(i): s for i, s in sorted(sized.keep.items())}
     ops = Operations(
         fenced=tuple(fenced),
         hibernated=hibernated,
