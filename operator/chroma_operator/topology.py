@@ -135,6 +135,12 @@ class Topology(_Strict):
             return self.placement
         return PlacementTopology(shards=len(self.shards))
 
+    fenced: list[str] = Field(
+        default_factory=list,
+        description="Replicas (shard-<i>-<r>) taken out of reads and writes: writes meant "
+        "for them become hints, replayed when they are unfenced",
+    )
+
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""
         options = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2

@@ -450,6 +450,36 @@ class ShardStatus(Model):
     replica_states: list[ReplicaStatus] | None = None
 
 
+class UpgradeStatus(Model):
+    """A rolling Chroma upgrade: one shard at a time, each replica ready before the next."""
+
+    from_: str | None = Field(default=None, alias="from", description="Image being replaced")
+    to: str | None = Field(default=None, description="Image rolled out")
+    state: Literal["Rolling", "Done", "Failed"] | None = None
+    current: int | None = Field(default=None, description="Shard rolling now (or where it stopped)")
+    shards: int | None = None
+    shards_done: int | None = Field(default=None, description="Shards on the new image, ready")
+    started_at: str | None = None
+    at: str | None = Field(default=None, description="When the upgrade finished")
+    message: str | None = None
+
+
+class FenceStatus(Model):
+    replicas: list[str] = Field(
+        default_factory=list, description="Replicas out of reads and writes (shard-<i>-<r>)"
+    )
+    problem: str | None = Field(
+        default=None, description="Why the fence annotation was not applied"
+    )
+
+
+class StorageStatus(Model):
+    size: str | None = Field(default=None, description="Requested claim size")
+    kept: dict[str, str] | None = Field(
+        default=None, description="Shards kept at their size (shrink refused, not expandable)"
+    )
+
+
 class Endpoints(Model):
     router: str | None = None
     encoder: str | None = None
@@ -460,7 +490,19 @@ class ChromaClusterStatus(Model):
 
     model_config = ConfigDict(extra="allow")
 
-    phase: Literal["Pending", "Provisioning", "Ready", "Degraded", "Failed"] | None = None
+    phase: (
+        Literal[
+            "Pending",
+            "Provisioning",
+            "Ready",
+            "Degraded",
+            "Failed",
+            "Hibernated",
+            "Paused",
+            "Upgrading",
+        ]
+        | None
+    ) = None
     reason: str | None = None
     message: str | None = None
     observed_generation: int | None = None
@@ -476,6 +518,9 @@ class ChromaClusterStatus(Model):
         description="A shard-count change: phase, epoch, placement, collections done, "
         "records moved, rate, ETA",
     )
+    upgrade: UpgradeStatus | None = None
+    fence: FenceStatus | None = None
+    storage: StorageStatus | None = None
 
 
 class ObjectMeta(BaseModel):

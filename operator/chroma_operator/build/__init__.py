@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from chroma_operator.api.models import ChromaCluster
 from chroma_operator.build import autoscaling, monitoring
 from chroma_operator.build.autoscaling import build_encoder_autoscaler
@@ -20,12 +22,27 @@ from chroma_operator.build.shards import build_headless_service, build_pdb, buil
 from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
 from chroma_operator.topology import PlacementTopology
 
-__all__ = ["Manifest", "Owner", "build_all", "owner_of", "required_crd"]
+__all__ = ["Manifest", "Operations", "Owner", "build_all", "owner_of", "required_crd"]
 
 
 def required_crd(manifest: Manifest) -> str | None:
     """The CRD (`plural.group`) a manifest needs beyond core Kubernetes, if any."""
     return monitoring.required_crd(manifest) or autoscaling.required_crd(manifest)
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What the operator decided on top of the spec (from annotations and status).
+
+    `fenced` replicas go into the topology; `hibernated` scales shards and encoder to
+    zero (claims are kept); `images` and `storage_sizes` hold shards at what they run
+    until an upgrade or a resize reaches them.
+    """
+
+    fenced: tuple[str, ...] = ()
+    hibernated: bool = False
+    images: dict[int, str] = field(default_factory=dict)
+    storage_sizes: dict[int, str] = field(default_factory=dict)
 
 
 def owner_of(cluster: ChromaCluster, namespace: str = "default", uid: str | None = None) -> Owner:
@@ -41,6 +58,7 @@ def build_all(
     replica_states: dict[str, str] | None = None,
     placement: PlacementTopology | None = None,
     listed_shards: int | None = None,
+    ops: Operations | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
@@ -50,6 +68,7 @@ def build_all(
     `verify` (token, collection) asks for the Job that measures the result once loaded;
     `replica_states` (replica name -> state, from status) go into the topology.
     """
+    ops = ops or Operations()
     spec = cluster.spec
     topo_spec = spec
     if tuned_hnsw:
@@ -58,16 +77,31 @@ def build_all(
     # the placement; `spec.shards` StatefulSets exist (new ones before they are listed).
     if listed_shards is not None:
         topo_spec = topo_spec.model_copy(update={"shards": listed_shards})
-    out: list[Manifest] = [build_config_map(owner, topo_spec, replica_states, placement)]
+    out: list[Manifest] = [
+        build_config_map(owner, topo_spec, replica_states, placement, ops.fenced)
+    ]
     for i in range(spec.shards):
         out.append(build_headless_service(owner, spec, i))
-        out.append(build_statefulset(owner, spec, i, (restarts or {}).get(i)))
+        out.append(
+            build_statefulset(
+                owner,
+                spec,
+                i,
+                (restarts or {}).get(i),
+                replicas=0 if ops.hibernated else None,
+                image=ops.images.get(i),
+                storage_size=ops.storage_sizes.get(i),
+            )
+        )
         pdb = build_pdb(owner, spec, i)
         if pdb is not None:
             out.append(pdb)
     out.append(build_front_service(owner, spec))
     if spec.encoder.enabled:
-        out.append(build_encoder_deployment(owner, spec))
+        deployment = build_encoder_deployment(owner, spec)
+        if ops.hibernated:
+            deployment["spec"]["replicas"] = 0
+        out.append(deployment)
         out.append(build_encoder_service(owner, spec))
         scaler = build_encoder_autoscaler(owner, spec)
         if scaler is not None:
@@ -75,11 +109,13 @@ def build_all(
     extra = cluster.metadata.model_extra or {}
     cronjob = build_tuning_cronjob(owner, spec)
     if cronjob is not None:
+        if ops.hibernated:  # nothing to measure while every shard is down
+            cronjob["spec"]["suspend"] = True
         out.append(cronjob)
     request = (extra.get("annotations") or {}).get(TUNE_ANNOTATION)
-    if request:
+    if request and not ops.hibernated:
         out.append(build_tuning_job(owner, spec, str(request)))
-    if verify is not None:
+    if verify is not None and not ops.hibernated:
         out.append(build_verify_job(owner, spec, *verify))
     repair_cron = build_repair_cronjob(owner, spec)
     if repair_cron is not None:

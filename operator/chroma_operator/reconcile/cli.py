@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from chroma_operator.reconcile.kube import KubeConfig
 
 
 class LogFormat(StrEnum):
@@ -75,6 +79,8 @@ def command(
                 err=True,
             )
             raise typer.Exit(code=2) from None
+    if not standalone:
+        _warn_without_peering(config, all_namespaces)
     registry = kopf.OperatorRegistry()
     register(registry, config)
     kopf.run(
@@ -86,3 +92,26 @@ def command(
         priority=priority,
         liveness_endpoint=liveness or None,
     )
+
+
+def _warn_without_peering(config: KubeConfig, clusterwide: bool) -> None:
+    """Say loudly why the operator would wait (kopf only logs it at debug level)."""
+    import asyncio
+
+    import httpx
+
+    from chroma_operator.reconcile.kube import Kube
+    from chroma_operator.reconcile.startup import missing_peering
+
+    async def check() -> str | None:
+        kube = Kube(config)
+        try:
+            return await missing_peering(kube, clusterwide)
+        except httpx.HTTPError:
+            return None  # unreachable: kopf reports that itself
+        finally:
+            await kube.aclose()
+
+    warning = asyncio.run(check())
+    if warning:
+        logging.getLogger("chroma_operator.run").warning(warning)

@@ -17,7 +17,9 @@ from typing import Any, cast
 import httpx
 import kopf
 
+from chroma_operator.api import annotations as ann
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
+from chroma_operator.api.tuning_state import IndexReload, index_reload
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build import build_all, required_crd
 from chroma_operator.build.autoscaling import required_crd as keda_crd
@@ -29,6 +31,7 @@ from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.naming import shard as shard_name
 from chroma_operator.build.tuning import VERIFY_ANNOTATION
 from chroma_operator.reconcile import (
+    day2,
     jobs,
     metrics,
     repair,
@@ -98,6 +101,10 @@ def _resource_doc(body: Mapping[str, Any]) -> Obj:
         },
         "spec": dict(body.get("spec") or {}),
     }
+
+
+def _annotations(body: Mapping[str, Any]) -> dict[str, str]:
+    return dict((body.get("metadata") or {}).get("annotations") or {})
 
 
 def _emit(body: Mapping[str, Any], events: list[st.Event]) -> None:
@@ -199,6 +206,18 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         previous: Obj = dict(body.get("status") or {})
         generation = body.get("metadata", {}).get("generation")
         now = utcnow()
+        if ann.paused(_annotations(body)):
+            logger.info("Reconciliation paused by %s", ann.RECONCILE)
+            status, events = st.paused_status(
+                previous,
+                f"reconciliation paused ({ann.RECONCILE}: {ann.PAUSED_VALUE}): the operator "
+                "changes nothing until the annotation is removed",
+                previous.get("observedGeneration"),
+                now,
+            )
+            await _publish(ctx, body, previous, status)
+            _emit(body, events)
+            return "paused"
         parsed = _parse(body)
         if isinstance(parsed, InvalidResource):
             logger.warning("Invalid ChromaCluster: %s", parsed)
@@ -225,15 +244,16 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         restarts = shard_restarts(previous)
         applied = dict((previous.get("tuning") or {}).get("applied") or {})
         rolling: rollout.State = "idle"
-        if applied.get("indexReload") == "pending":
-            live_sts = await read_children(
-                ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
-            )
+        live_sts = await read_children(
+            ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
+        )
+        d2 = await day2.prepare(ctx.kube, owner, spec, _annotations(body), previous, live_sts, now)
+        if index_reload(applied) is IndexReload.PENDING and not d2.ops.hibernated:
             restarts, rolling = rollout.advance(
                 applied, restarts, spec.shards, spec.replicas, live_sts, name
             )
         verify = None
-        if rolling == "done" or applied.get("indexReload") == "verifying":
+        if rolling == "done" or index_reload(applied) is IndexReload.VERIFYING:
             verify = (str(applied["at"]), str(applied["collection"]))
         states = replica_states.states_of(previous)
         desired, skipped = await _installable(
@@ -247,6 +267,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                 states,
                 placement=lay.placement if moved else None,
                 listed_shards=lay.listed if lay.listed != spec.shards else None,
+                ops=d2.ops,
             ),
         )
         result = await sync_children(ctx.kube, owner, desired)
@@ -257,9 +278,11 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                 len(result.patched),
                 len(result.deleted),
             )
-        obs = st.observe(owner, spec, result.live)
+        obs = st.observe(owner, spec, result.live, d2.ops.hibernated)
         obs.errors.extend(f"{k} {n}: {m}" for (k, n), m in result.failed)
-        status, events = st.next_status(previous, owner, spec, obs, generation, now)
+        status, events = st.next_status(previous, owner, spec, obs, generation, now, d2.operation)
+        status.update(d2.status)
+        events = d2.events + events
         monitoring = [m for m in desired + skipped if monitoring_crd(m)]
         mon_skipped = [m for m in skipped if monitoring_crd(m)]
         if monitoring:
@@ -280,7 +303,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         if rolling == "done":
             status["tuning"] = {
                 **previous["tuning"],
-                "applied": {**applied, "indexReload": "verifying"},
+                "applied": {**applied, "indexReload": IndexReload.VERIFYING.value},
             }
             events.append(
                 st.Event(
@@ -372,6 +395,9 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         previous: Obj = dict(body.get("status") or {})
         if isinstance(parsed, InvalidResource) or previous.get("reason") == RESHARDING:
             return False
+        annotations = _annotations(body)
+        if ann.paused(annotations) or previous.get("phase") == "Paused":
+            return False  # paused: nothing is published; resumed: the reconcile publishes
         if previous.get("observedGeneration") is None:
             return False  # not reconciled yet: the first reconcile publishes the first status
         if previous.get("shardCount") not in (None, parsed.spec.shards):
@@ -379,13 +405,17 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
         # Only the children's names matter for reading their status.
         live = await read_children(ctx.kube, build_all(parsed, owner), STATUS_KINDS)
-        obs = st.observe(owner, parsed.spec, live)
+        operation = day2.operation_of(annotations, previous)
+        obs = st.observe(owner, parsed.spec, live, ann.hibernated(annotations))
         generation = previous.get("observedGeneration")
-        status, events = st.next_status(previous, owner, parsed.spec, obs, generation, utcnow())
+        status, events = st.next_status(
+            previous, owner, parsed.spec, obs, generation, utcnow(), operation
+        )
         await _publish(ctx, body, previous, status)
         _emit(body, events)
         applied = (previous.get("tuning") or {}).get("applied") or {}
-        return bool(applied.get("indexReload") == "pending")
+        upgrading = (previous.get("upgrade") or {}).get("state") == "Rolling"
+        return index_reload(applied) is IndexReload.PENDING or upgrading
 
 
 def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
@@ -445,7 +475,7 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
                     "efConstruction": chosen.get("efConstruction"),
                     "collection": result["collection"],
                     "at": utcnow(),
-                    "indexReload": "pending",
+                    "indexReload": IndexReload.PENDING.value,
                 }
                 message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
             except httpx.HTTPError as exc:
@@ -471,8 +501,8 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
 async def record_verification(
     ctx: Context, namespace: str, name: str, job: Mapping[str, Any]
 ) -> bool:
-    """The verify Job's live measurement into status.tuning.applied.verified (DESIGN §6:
-    report an applied efSearch only once what clients get has been measured)."""
+    """The verify Job's live measurement into status.tuning.applied.verified: an
+    applied efSearch is reported only once what clients get has been measured."""
     async with ctx.lock(namespace, name):
         body = await _fresh(ctx, namespace, name)
         if body is None:
@@ -480,12 +510,12 @@ async def record_verification(
         previous: Obj = dict(body.get("status") or {})
         record = dict(previous.get("tuning") or {})
         applied = dict(record.get("applied") or {})
-        if applied.get("indexReload") != "verifying":
+        if index_reload(applied) is not IndexReload.VERIFYING:
             return False
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
         result = jobs.parse_result(jobs.termination_message(pods))
         verdict = tuning.verification(record, result)
-        applied.update(indexReload="done", verified=verdict)
+        applied.update(indexReload=IndexReload.DONE.value, verified=verdict)
         record["applied"] = applied
         ok = bool(verdict.get("ok"))
         message = str(verdict.get("message", ""))

@@ -37,9 +37,16 @@ CHILD_KINDS: tuple[Kind, ...] = (
 
 EVENT = Kind("v1", "Event", "events")
 POD = Kind("v1", "Pod", "pods")
-"""Read only: a tuning Job's result is its Pod's termination message."""
+"""Read only: a tuning Job's result is its Pod's termination message; upgrade failures."""
+PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+"""Read and patched (never created or deleted): growing shard storage."""
+STORAGE_CLASS = Kind("storage.k8s.io/v1", "StorageClass", "storageclasses")
+"""Cluster-scoped, read only: whether a claim may grow (allowVolumeExpansion)."""
 
-_BY_KEY = {(k.api_version, k.kind): k for k in (CHROMA_CLUSTER, EVENT, POD, *CHILD_KINDS)}
+_BY_KEY = {
+    (k.api_version, k.kind): k
+    for k in (CHROMA_CLUSTER, EVENT, POD, PVC, STORAGE_CLASS, *CHILD_KINDS)
+}
 
 
 def lookup(api_version: str, kind: str) -> Kind:
@@ -49,8 +56,9 @@ def lookup(api_version: str, kind: str) -> Kind:
         raise KeyError(f"the operator does not manage {kind} ({api_version})") from None
 
 
-def api_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+def api_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    """The REST path of a kind; `namespace` None for cluster-scoped kinds."""
     k = lookup(api_version, kind)
     root = f"/apis/{k.api_version}" if k.group else f"/api/{k.api_version}"
-    path = f"{root}/namespaces/{namespace}/{k.plural}"
+    path = f"{root}/namespaces/{namespace}/{k.plural}" if namespace else f"{root}/{k.plural}"
     return f"{path}/{name}" if name else path

@@ -7,6 +7,7 @@ server-side apply, delete, list, status patch) over httpx, with the same credent
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import os
 from dataclasses import dataclass
@@ -157,16 +158,52 @@ class Kube:
         )
         return applied
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        propagation: str = "Background",
+    ) -> None:
+        """`propagation` Orphan keeps the dependents (a StatefulSet's pods) running."""
         try:
             await self._call(
                 "DELETE",
                 api_path(api_version, kind, namespace, name),
-                json={"propagationPolicy": "Background"},
+                json={"propagationPolicy": propagation},
             )
         except ApiError as exc:
             if exc.status != 404:
                 raise
+
+    async def get_cluster(self, api_version: str, kind: str, name: str) -> Obj | None:
+        """A cluster-scoped object (a StorageClass), or None."""
+        try:
+            obj: Obj = await self._call("GET", api_path(api_version, kind, None, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def list_cluster(self, api_version: str, kind: str) -> builtins.list[Obj]:
+        body = await self._call("GET", api_path(api_version, kind, None))
+        items: builtins.list[Obj] = (body or {}).get("items", [])
+        return items
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Obj
+    ) -> Obj:
+        """A JSON merge patch of a few fields of an object we do not own (a PVC's size)."""
+        patched: Obj = await self._call(
+            "PATCH",
+            api_path(api_version, kind, namespace, name),
+            params={"fieldManager": FIELD_MANAGER},
+            headers={"Content-Type": "application/merge-patch+json"},
+            json=patch,
+        )
+        return patched
 
     async def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, status: Obj

@@ -32,8 +32,15 @@ def operator_rules() -> list[dict[str, Any]]:
         for group, plurals in sorted(children.items())
     ]
     rules += [
-        # A tuning Job's result is the termination message on its Pod: read only.
+        # A tuning Job's result is the termination message on its Pod; a pod of a new
+        # Chroma version that keeps restarting stops a rolling upgrade: read only.
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        # Growing shard storage patches each claim (never creates or deletes one).
+        {
+            "apiGroups": [""],
+            "resources": ["persistentvolumeclaims"],
+            "verbs": ["get", "list", "patch"],
+        },
         # Events on ChromaClusters (kopf posts core/v1 Events).
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
@@ -61,4 +68,10 @@ def cluster_scoped_rules() -> list[dict[str, Any]]:
             "verbs": ["get", "list", "watch", "patch"],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+        # Whether a claim may grow (allowVolumeExpansion), and which class is the default.
+        {
+            "apiGroups": ["storage.k8s.io"],
+            "resources": ["storageclasses"],
+            "verbs": ["get", "list"],
+        },
     ]

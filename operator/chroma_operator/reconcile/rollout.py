@@ -1,6 +1,6 @@
 """Restart shards one at a time so a loaded HNSW index picks up an applied efSearch. Pure.
 
-Chroma 1.5 keeps a loaded index's ef_search until the server restarts (DESIGN §6). After
+Chroma 1.5 keeps a loaded index's ef_search until the server restarts. After
 a tuning run applies one, each shard StatefulSet gets a restart token in its pod template
 (via the builders), the next shard only once the previous one is rolled and ready, so the
 cluster keeps serving throughout.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from chroma_operator.api.tuning_state import IndexReload, index_reload
 from chroma_operator.build import naming
 
 Obj = dict[str, Any]
@@ -24,6 +25,12 @@ def shard_rolled(sts: Mapping[str, Any] | None, token: str, replicas: int) -> bo
     template = sts.get("spec", {}).get("template", {}).get("metadata", {})
     if (template.get("annotations") or {}).get(naming.RESTARTED_AT_ANNOTATION) != token:
         return False
+    return statefulset_rolled(sts, replicas)
+
+
+def statefulset_rolled(sts: Mapping[str, Any], replicas: int) -> bool:
+    """The StatefulSet controller has rolled its current template onto every replica,
+    and every replica is ready (what a rolling change waits for before the next shard)."""
     status = sts.get("status") or {}
     generation = sts.get("metadata", {}).get("generation", 0)
     return (
@@ -43,7 +50,7 @@ def advance(
 ) -> tuple[dict[int, str], State]:
     """The restart tokens to build with now, and where the rollout stands."""
     out = dict(restarts)
-    if applied.get("indexReload") != "pending" or not applied.get("at"):
+    if index_reload(applied) is not IndexReload.PENDING or not applied.get("at"):
         return out, "idle"
     token = str(applied["at"])
 

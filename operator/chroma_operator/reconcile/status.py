@@ -28,6 +28,17 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Operation:
+    """A day-2 operation under way that names the phase (Hibernated, Upgrading)."""
+
+    phase: str
+    reason: str
+    message: str
+    ready: bool = True
+    """Whether the Ready condition may be True meanwhile (not while hibernated)."""
+
+
+@dataclass(frozen=True)
 class ShardObservation:
     index: int
     replicas: int
@@ -56,9 +67,14 @@ class Observation:
 
 
 def observe(
-    owner: Owner, spec: ChromaClusterSpec, live: Mapping[tuple[str, str], Obj]
+    owner: Owner,
+    spec: ChromaClusterSpec,
+    live: Mapping[tuple[str, str], Obj],
+    hibernated: bool = False,
 ) -> Observation:
-    """Read readiness from the StatefulSets' and the encoder Deployment's own status."""
+    """Read readiness from the StatefulSets' and the encoder Deployment's own status.
+
+    A hibernated cluster expects no pods: zero ready replicas is what it should have."""
     shards = []
     for i in range(spec.shards):
         sts = live.get(("StatefulSet", naming.shard(owner.name, i)))
@@ -66,13 +82,13 @@ def observe(
         shards.append(
             ShardObservation(
                 index=i,
-                replicas=spec.replicas,
+                replicas=0 if hibernated else spec.replicas,
                 ready_replicas=int(st.get("readyReplicas", 0) or 0),
                 exists=sts is not None,
             )
         )
     auto = spec.encoder.autoscaling
-    if not spec.encoder.enabled or (spec.encoder.replicas == 0 and not auto.enabled):
+    if not spec.encoder.enabled or (spec.encoder.replicas == 0 and not auto.enabled) or hibernated:
         return Observation(shards=shards)
     dep = live.get(("Deployment", naming.encoder(owner.name)))
     dst = (dep or {}).get("status", {}) or {}
@@ -125,8 +141,12 @@ def next_status(
     obs: Observation,
     generation: int | None,
     now: str,
+    operation: Operation | None = None,
 ) -> tuple[Obj, list[Event]]:
-    """The status to publish and the Events its transitions deserve."""
+    """The status to publish and the Events its transitions deserve.
+
+    `operation` (hibernating, upgrading) names the phase while it lasts; readiness is
+    still reported in `ready`, `shards` and the Ready condition."""
     prev_phase = previous.get("phase")
     not_ready = [s for s in obs.shards if not s.ready]
     problems = [f"shard {s.index}: {s.ready_replicas}/{s.replicas} ready" for s in not_ready]
@@ -137,10 +157,14 @@ def next_status(
 
     if all_ready:
         phase, reason, message = "Ready", "AllShardsReady", f"{len(obs.shards)} shards ready"
-    elif prev_phase in ("Ready", "Degraded"):
+    elif prev_phase in ("Ready", "Degraded", "Upgrading"):
         phase, reason, message = "Degraded", "ShardsNotReady", "; ".join(problems)
     else:
         phase, reason, message = "Provisioning", "WaitingForShards", "; ".join(problems)
+    ready_flag = all_ready and (operation is None or operation.ready)
+    if operation is not None:
+        phase, reason = operation.phase, operation.reason
+        message = operation.message + (f" ({'; '.join(problems)})" if problems else "")
 
     kept = {
         sh.get("index"): sh["replicaStates"]
@@ -148,9 +172,15 @@ def next_status(
         if sh.get("replicaStates")
     }
     conditions = list(previous.get("conditions", []))
-    conditions = set_condition(conditions, READY, all_ready, reason, message, now, generation)
+    conditions = set_condition(conditions, READY, ready_flag, reason, message, now, generation)
     conditions = set_condition(
-        conditions, PROGRESSING, phase == "Provisioning", reason, message, now, generation
+        conditions,
+        PROGRESSING,
+        phase in ("Provisioning", "Upgrading"),
+        reason,
+        message,
+        now,
+        generation,
     )
     conditions = set_condition(
         conditions, DEGRADED, phase == "Degraded", reason, message, now, generation
@@ -183,6 +213,8 @@ def next_status(
             events.append(Event("Warning", "Degraded", message))
         elif phase == "Provisioning":
             events.append(Event("Normal", "Provisioning", message))
+        elif phase == "Hibernated":
+            events.append(Event("Normal", "Hibernated", message))
     elif phase == "Degraded" and message != previous.get("message"):
         events.append(Event("Warning", "Degraded", message))
     return status, events
@@ -220,6 +252,29 @@ def refused_status(
     )
     status: Obj = {"reason": reason, "message": message, "conditions": conditions}
     events = [] if previous.get("reason") == reason else [Event("Warning", reason, message)]
+    return status, events
+
+
+def paused_status(
+    previous: Mapping[str, Any], message: str, generation: int | None, now: str
+) -> tuple[Obj, list[Event]]:
+    """Reconciliation paused by the user: say so, change nothing else."""
+    conditions = set_condition(
+        list(previous.get("conditions", [])),
+        PROGRESSING,
+        False,
+        "ReconcilePaused",
+        message,
+        now,
+        generation,
+    )
+    status: Obj = {
+        "phase": "Paused",
+        "reason": "ReconcilePaused",
+        "message": message,
+        "conditions": conditions,
+    }
+    events = [] if previous.get("phase") == "Paused" else [Event("Normal", "Paused", message)]
     return status, events
 
 

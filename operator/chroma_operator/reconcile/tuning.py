@@ -72,7 +72,7 @@ async def apply_ef_search(
     """Set ef_search on the collection through the router (which modifies every shard).
 
     Chroma 1.5 stores it at once but a loaded index keeps its old value until the shard
-    restarts (DESIGN §6); the caller records that the reload is still pending.
+    restarts; the caller records that the reload is still pending.
     """
     async with httpx.AsyncClient(
         base_url=router_url, timeout=30.0, headers=dict(headers or {})

@@ -2,7 +2,7 @@
 
 Chroma 1.5.9 stores `modify(configuration={"hnsw": {"ef_search": N}})` at once but a
 loaded index keeps searching with the value it was loaded with until the server restarts
-(DESIGN §6). So this mode never assumes an effect: it compares every candidate's results
+So this mode never assumes an effect: it compares every candidate's results
 with those at the original setting and reports `effective: false` when nothing moved.
 """
 

@@ -1,7 +1,7 @@
 """`--live` against a real server: honest about Chroma ignoring a live ef_search change.
 
 Chroma 1.5.9 stores the new ef_search but keeps searching a loaded index with the old
-one (DESIGN §6). The tuner must say the change had no effect, and must put the original
+one. The tuner must say the change had no effect, and must put the original
 value back.
 """
 
