@@ -21,13 +21,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chroma_operator.router.auth import AuthGate
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.permissions import CLUSTER_ADMIN, route_needs
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.state import State
+from chroma_operator.router.tls import peer_verify
 from chroma_operator.router.topology_source import TopologySource
 from chroma_operator.topology import Topology
 
@@ -46,9 +49,12 @@ class RouterCore:
         self.reload_interval = reload_interval
         self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
         self.state = self.make_state(source.current)
+        self.auth = AuthGate(source.current.auth)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
         # stall every write (its cache is bounded by the TTL anyway).
-        self.peer_client = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
+        self.peer_client = httpx.AsyncClient(
+            timeout=httpx.Timeout(1.0, connect=0.5), verify=peer_verify(source.current.tls)
+        )
         self._old_pools: list[ShardPool] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -65,7 +71,8 @@ class RouterCore:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._watch()) if self.source.path is not None else None
+        watch = self.source.path is not None or self.auth.enabled
+        task = asyncio.create_task(self._watch()) if watch else None
         try:
             yield
         finally:
@@ -81,6 +88,9 @@ class RouterCore:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.reload_interval)
+            reloaded = self.auth.refresh(self.source.current.auth)
+            if reloaded is not None:
+                self.metrics.token_reloads.labels(reloaded).inc()
             try:
                 topology = self.source.poll()
             except Exception as exc:
@@ -118,11 +128,14 @@ class RouterCore:
         itself, a shard transport failure as 503 naming the shard, anything else as 500.
         """
 
+        needs = route_needs(template, methods)
+
         async def endpoint(request: Request) -> Response:
             st = self.state
             self.metrics.in_flight.inc()
             start = time.perf_counter()
             try:
+                self.auth.check(request, needs.get(request.method, CLUSTER_ADMIN))
                 response = await handler(request, st)
             except ChromaHTTPError as exc:
                 response = exc.response()
@@ -190,7 +203,7 @@ class RouterCore:
                 self.peer_client.post(
                     p.rstrip("/") + "/internal/invalidate",
                     content=body,
-                    headers={"content-type": "application/json"},
+                    headers={"content-type": "application/json", **self.auth.peer_headers()},
                 )
                 for p in peers
             ),
