@@ -107,6 +107,7 @@ CHILD_PLURALS = {
     "statefulsets",
     "deployments",
     "poddisruptionbudgets",
+    "networkpolicies",
     "cronjobs",
     "jobs",
     "prometheusrules",

@@ -8,6 +8,7 @@ from chroma_operator.build.encoder import build_encoder_deployment, build_encode
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
 from chroma_operator.build.monitoring import build_monitoring
 from chroma_operator.build.naming import TUNE_ANNOTATION
+from chroma_operator.build.network import build_network_policies
 from chroma_operator.build.service import build_front_service
 from chroma_operator.build.shards import build_headless_service, build_pdb, build_statefulset
 from chroma_operator.build.tuning import build_tuning_cronjob, build_tuning_job, build_verify_job
@@ -57,5 +58,6 @@ def build_all(
         out.append(build_tuning_job(owner, spec, str(request)))
     if verify is not None:
         out.append(build_verify_job(owner, spec, *verify))
+    out += build_network_policies(owner, spec)
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

@@ -13,12 +13,14 @@ from chroma_operator.build.meta import Manifest, Owner, metadata
 from chroma_operator.topology import (
     CHROMA_CONFIG_KEY,
     TOPOLOGY_KEY,
+    AuthTopology,
     CacheTopology,
     EncoderTopology,
     HnswDefaults,
     RouterTopology,
     ShardTopology,
     SloTopology,
+    TlsTopology,
     Topology,
 )
 
@@ -69,8 +71,13 @@ def build_topology(
     shard_endpoints: Sequence[Sequence[str]],
     router_peers: Sequence[str],
     encoder_url: str | None,
+    auth_dir: str | None = None,
+    tls_dir: str | None = None,
 ) -> Topology:
-    """The topology routers read; endpoints are given so the same spec serves k8s and local."""
+    """The topology routers read; endpoints are given so the same spec serves k8s and local.
+
+    `auth_dir` / `tls_dir`: where the auth and TLS Secrets' files are (when the spec names
+    them)."""
     return Topology(
         cluster=name,
         namespace=namespace,
@@ -95,6 +102,20 @@ def build_topology(
             else None
         ),
         slo=SloTopology(latency_thresholds_ms=latency_thresholds(spec.slo.objectives)),
+        auth=(
+            AuthTopology(tokens_file=f"{auth_dir}/{naming.TOKENS_KEY}")
+            if spec.auth.secret_name and auth_dir
+            else None
+        ),
+        tls=(
+            TlsTopology(
+                cert_file=f"{tls_dir}/tls.crt",
+                key_file=f"{tls_dir}/tls.key",
+                ca_file=f"{tls_dir}/ca.crt",
+            )
+            if spec.tls.secret_name and tls_dir
+            else None
+        ),
     )
 
 
@@ -109,13 +130,16 @@ def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
         if spec.encoder.enabled
         else None
     )
+    scheme = naming.router_scheme(spec.tls.secret_name is not None)
     return build_topology(
         owner.name,
         owner.namespace,
         spec,
         shard_endpoints=[[f"http://{h}:{naming.CHROMA_PORT}" for h in shard] for shard in hosts],
-        router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
+        router_peers=[f"{scheme}://{h}:{spec.router.port}" for shard in hosts for h in shard],
         encoder_url=encoder_url,
+        auth_dir=naming.AUTH_DIR,
+        tls_dir=naming.TLS_DIR,
     )
 
 

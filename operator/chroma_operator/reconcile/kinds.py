@@ -26,6 +26,7 @@ CHILD_KINDS: tuple[Kind, ...] = (
     Kind("apps/v1", "StatefulSet", "statefulsets"),
     Kind("apps/v1", "Deployment", "deployments"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Kind("batch/v1", "CronJob", "cronjobs"),
     Kind("batch/v1", "Job", "jobs"),
     Kind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
