@@ -8,6 +8,7 @@ the router and encoder arguments and the topology here; only the addresses diffe
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,11 +33,14 @@ class ProcessPlan:
     health_path: str
     env: dict[str, str] = field(default_factory=dict)
     files: dict[Path, str] = field(default_factory=dict)
+    secret_files: dict[Path, str] = field(default_factory=dict)
+    """Written owner-only (tokens, keys)."""
     startup_timeout: float = 60.0
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,13 @@ def plan_local(
     port: int = DEFAULT_PORT,
     chroma: str = "chroma",
     python: str = sys.executable,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> LocalPlan:
     """Every process for the cluster: one `chroma run` per shard replica, the encoder
-    (CPU), and a router on `port`; shards and encoder take the ports after it."""
+    (CPU), and a router on `port`; shards and encoder take the ports after it.
+
+    `secrets` (name -> data keys) are written under the directory for the router, as
+    Kubernetes mounts them; None plans without them (stop, status)."""
     spec = cluster.spec
     directory = directory.resolve()
     processes: list[ProcessPlan] = []
@@ -117,7 +125,9 @@ def plan_local(
         )
         encoder_url = f"http://{LOOPBACK}:{next_port}"
 
-    router_url = f"http://{LOOPBACK}:{port}"
+    scheme = "https" if spec.tls.secret_name else "http"
+    router_url = f"{scheme}://{LOOPBACK}:{port}"
+    secrets_dir = directory / "secrets"
     topology = build_topology(
         cluster.name,
         "local",
@@ -125,7 +135,14 @@ def plan_local(
         shard_endpoints=shard_urls,
         router_peers=[router_url],
         encoder_url=encoder_url,
+        auth_dir=str(secrets_dir / (spec.auth.secret_name or "")),
+        tls_dir=str(secrets_dir / (spec.tls.secret_name or "")),
     )
+    secret_files = {
+        secrets_dir / name / key: value
+        for name, data in (secrets or {}).items()
+        for key, value in data.items()
+    }
     topology_path = directory / "topology.json"
     processes.append(
         ProcessPlan(
@@ -140,6 +157,8 @@ def plan_local(
             port=port,
             health_path="/readyz",
             files={topology_path: topology.to_json()},
+            secret_files=secret_files,
+            scheme=scheme,
         )
     )
     return LocalPlan(
