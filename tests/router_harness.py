@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -48,10 +49,18 @@ class RouterProcess:
     """`python -m chroma_operator router` as a child process on a free port."""
 
     def __init__(
-        self, topology: Topology, port: int | None = None, args: list[str] | None = None
+        self,
+        topology: Topology,
+        port: int | None = None,
+        args: list[str] | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.port = port or free_port()
         self.args = ["--log-level", "warning", *(args or [])]  # later flags win
+        self.scheme = "https" if topology.tls is not None else "http"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
         self.dir = Path(tempfile.mkdtemp(prefix="router-test-"))
         self.topology_path = self.dir / "topology.json"
         self.write_topology(topology)
@@ -59,7 +68,7 @@ class RouterProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def write_topology(self, topology: Topology) -> None:
         tmp = self.topology_path.with_suffix(".tmp")
@@ -94,7 +103,8 @@ class RouterProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"router exited: {self.log_tail()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                reply = httpx.get(self.url + "/healthz", timeout=1, verify=self.verify)
+                if reply.status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)

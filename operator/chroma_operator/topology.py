@@ -105,6 +105,22 @@ class PlacementTopology(_Strict):
     phase: PlacementPhase = "stable"
 
 
+class AuthTopology(_Strict):
+    """Token auth at the router: the mounted tokens file, re-read when it changes."""
+
+    tokens_file: str = Field(description="Path of the tokens YAML (a Secret's tokens.yaml)")
+
+
+class TlsTopology(_Strict):
+    """HTTPS at the router: the mounted kubernetes.io/tls Secret's files."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = Field(
+        default=None, description="CA bundle peers are verified with (the Secret's ca.crt)"
+    )
+
+
 class Topology(_Strict):
     version: Literal[1] = 1
     cluster: str
@@ -140,6 +156,8 @@ class Topology(_Strict):
         description="Replicas (shard-<i>-<r>) taken out of reads and writes: writes meant "
         "for them become hints, replayed when they are unfenced",
     )
+    auth: AuthTopology | None = None
+    tls: TlsTopology | None = None
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""

@@ -107,6 +107,7 @@ CHILD_PLURALS = {
     "statefulsets",
     "deployments",
     "poddisruptionbudgets",
+    "networkpolicies",
     "cronjobs",
     "jobs",
     "prometheusrules",
@@ -209,6 +210,7 @@ async def test_spec_changes_patch_only_what_changed(
             [
                 ("DELETE", "deployments", "quickstart-encoder"),
                 ("DELETE", "services", "quickstart-encoder"),
+                ("DELETE", "networkpolicies", "quickstart-encoder"),
                 ("PATCH", "configmaps", "quickstart-config"),  # the topology loses the encoder URL
             ]
         )

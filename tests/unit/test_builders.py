@@ -44,6 +44,24 @@ EDGE_SPECS = {
     "gpu-0": {"encoder": {"enabled": True, "gpu": 0}},
     "gpu-4": {"encoder": {"enabled": True, "gpu": 4, "nodeSelector": {"pool": "gpu"}}},
     "replicas-3": {"replicas": 3, "storage": {"storageClassName": "ssd"}},
+    "secured": {
+        "auth": {"secretName": "demo-tokens"},
+        "tls": {"secretName": "demo-tls"},
+        "encoder": {"enabled": True},
+        "monitoring": {"serviceMonitor": True},
+        "network": {
+            "allowFrom": [
+                {"namespaceSelector": {"matchLabels": {"team": "search"}}},
+                {
+                    "podSelector": {
+                        "matchExpressions": [{"key": "role", "operator": "In", "values": ["api"]}]
+                    }
+                },
+                {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+            ]
+        },
+    },
+    "no-policies": {"network": {"policies": False}},
 }
 
 
@@ -75,6 +93,8 @@ def test_objects_of_the_quickstart(quickstart: dict[str, Any]) -> None:
             ("Service", "quickstart"),
             ("Deployment", "quickstart-encoder"),
             ("Service", "quickstart-encoder"),
+            ("NetworkPolicy", "quickstart-shards"),
+            ("NetworkPolicy", "quickstart-encoder"),
         ]
     )
     for m in objs.values():

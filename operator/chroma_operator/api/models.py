@@ -382,6 +382,81 @@ class Monitoring(Model):
     )
 
 
+DNS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+class Auth(Model):
+    """Token auth at the router (Chroma 1.x servers have none of their own)."""
+
+    secret_name: str | None = Field(
+        default=None,
+        pattern=DNS_NAME_PATTERN,
+        max_length=253,
+        description="Secret whose key tokens.yaml lists the tokens: name, token (or sha256 "
+        "of it), tenant, databases, role (read, write or admin); unset: no auth",
+    )
+
+
+class Tls(Model):
+    """HTTPS at the router."""
+
+    secret_name: str | None = Field(
+        default=None,
+        pattern=DNS_NAME_PATTERN,
+        max_length=253,
+        description="kubernetes.io/tls Secret (tls.crt, tls.key, optional ca.crt), e.g. from "
+        "a cert-manager Certificate; unset: plain HTTP",
+    )
+
+
+class LabelSelectorRequirement(Model):
+    key: str = Field(pattern=LABEL_KEY_PATTERN, description="Label key")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="Operator")
+    values: list[str] = Field(default_factory=list, description="Values (In, NotIn)")
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels to match")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, description="Label expressions to match"
+    )
+
+
+class IpBlock(Model):
+    cidr: str = Field(min_length=1, description="CIDR, e.g. 10.0.0.0/8")
+    except_: list[str] = Field(
+        default_factory=list, alias="except", description="CIDRs excluded from cidr"
+    )
+
+
+class NetworkPeer(Model):
+    """One NetworkPolicy peer: the namespaces and/or pods (or addresses) allowed in."""
+
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Namespaces allowed (all pods in them unless podSelector)"
+    )
+    pod_selector: LabelSelector | None = Field(
+        default=None, description="Pods allowed (in this namespace unless namespaceSelector)"
+    )
+    ip_block: IpBlock | None = Field(default=None, description="Addresses allowed")
+
+
+class Network(Model):
+    """NetworkPolicies around the cluster's pods."""
+
+    policies: bool = Field(
+        default=True,
+        description="Create NetworkPolicies: shard Chroma ports only from the cluster's own "
+        "pods, the router and encoder ports from allowFrom",
+    )
+    allow_from: list[NetworkPeer] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Who may reach the router and encoder ports (the cluster's own pods "
+        "always may); empty: anywhere",
+    )
+
+
 class ChromaClusterSpec(Model):
     """Desired state of a sharded Chroma cluster."""
 
@@ -419,6 +494,9 @@ class ChromaClusterSpec(Model):
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="Prometheus and Grafana objects"
     )
+    auth: Auth = Field(default_factory=Auth, description="Token auth at the router")
+    tls: Tls = Field(default_factory=Tls, description="HTTPS at the router")
+    network: Network = Field(default_factory=Network, description="NetworkPolicies")
     chroma_config: dict[str, Any] = Field(
         default_factory=dict,
         description="Chroma server settings merged over the generated ones (e.g. allow_reset: true)",

@@ -12,6 +12,7 @@ from chroma_operator.build.encoder import build_encoder_deployment, build_encode
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
 from chroma_operator.build.monitoring import build_monitoring
 from chroma_operator.build.naming import TUNE_ANNOTATION
+from chroma_operator.build.network import build_network_policies
 from chroma_operator.build.repair import (
     REPAIR_ANNOTATION,
     build_repair_cronjob,
@@ -123,5 +124,6 @@ def build_all(
     repair_request = (extra.get("annotations") or {}).get(REPAIR_ANNOTATION)
     if repair_request:
         out.append(build_repair_job(owner, spec, str(repair_request)))
+    out += build_network_policies(owner, spec)
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

@@ -13,6 +13,7 @@ from chroma_operator.build.meta import Manifest, Owner, metadata
 from chroma_operator.topology import (
     CHROMA_CONFIG_KEY,
     TOPOLOGY_KEY,
+    AuthTopology,
     CacheTopology,
     EncoderTopology,
     HnswDefaults,
@@ -20,6 +21,7 @@ from chroma_operator.topology import (
     RouterTopology,
     ShardTopology,
     SloTopology,
+    TlsTopology,
     Topology,
 )
 
@@ -72,8 +74,13 @@ def build_topology(
     encoder_url: str | None,
     replica_states: dict[str, str] | None = None,
     fenced: Sequence[str] = (),
+    auth_dir: str | None = None,
+    tls_dir: str | None = None,
 ) -> Topology:
-    """The topology routers read; endpoints are given so the same spec serves k8s and local."""
+    """The topology routers read; endpoints are given so the same spec serves k8s and local.
+
+    `auth_dir` / `tls_dir`: where the auth and TLS Secrets' files are (when the spec names
+    them)."""
     return Topology(
         cluster=name,
         namespace=namespace,
@@ -105,6 +112,20 @@ def build_topology(
         ),
         replica_states=dict(replica_states or {}),
         fenced=list(fenced),
+        auth=(
+            AuthTopology(tokens_file=f"{auth_dir}/{naming.TOKENS_KEY}")
+            if spec.auth.secret_name and auth_dir
+            else None
+        ),
+        tls=(
+            TlsTopology(
+                cert_file=f"{tls_dir}/tls.crt",
+                key_file=f"{tls_dir}/tls.key",
+                ca_file=f"{tls_dir}/ca.crt",
+            )
+            if spec.tls.secret_name and tls_dir
+            else None
+        ),
     )
 
 
@@ -124,15 +145,18 @@ def kubernetes_topology(
         if spec.encoder.enabled
         else None
     )
+    scheme = naming.router_scheme(spec.tls.secret_name is not None)
     return build_topology(
         owner.name,
         owner.namespace,
         spec,
         shard_endpoints=[[f"http://{h}:{naming.CHROMA_PORT}" for h in shard] for shard in hosts],
-        router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
+        router_peers=[f"{scheme}://{h}:{spec.router.port}" for shard in hosts for h in shard],
         encoder_url=encoder_url,
         replica_states=replica_states,
         fenced=fenced,
+        auth_dir=naming.AUTH_DIR,
+        tls_dir=naming.TLS_DIR,
     )
 
 

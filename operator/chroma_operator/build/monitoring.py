@@ -85,8 +85,21 @@ def build_prometheus_rule(
 
 
 def _service_monitor(
-    owner: Owner, spec: ChromaClusterSpec, name: str, component: str, port: str
+    owner: Owner,
+    spec: ChromaClusterSpec,
+    name: str,
+    component: str,
+    port: str,
+    tls: dict[str, Any] | None = None,
 ) -> Manifest:
+    endpoint: dict[str, Any] = {
+        "port": port,
+        "path": "/metrics",
+        "scheme": "https" if tls else "http",
+        "interval": spec.monitoring.scrape_interval,
+    }
+    if tls:
+        endpoint["tlsConfig"] = tls
     return {
         "apiVersion": MONITORING_API,
         "kind": "ServiceMonitor",
@@ -94,22 +107,22 @@ def _service_monitor(
         "spec": {
             "selector": {"matchLabels": selector_labels(owner, component)},
             "namespaceSelector": {"matchNames": [owner.namespace]},
-            "endpoints": [
-                {
-                    "port": port,
-                    "path": "/metrics",
-                    "scheme": "http",
-                    "interval": spec.monitoring.scrape_interval,
-                }
-            ],
+            "endpoints": [endpoint],
         },
     }
 
 
 def build_router_service_monitor(owner: Owner, spec: ChromaClusterSpec) -> Manifest:
     """Scrapes every router through the front Service's `metrics` port."""
+    tls = None
+    if spec.tls.secret_name:
+        # Verified with the TLS Secret's CA, under the front Service's name.
+        tls = {
+            "ca": {"secret": {"name": spec.tls.secret_name, "key": "ca.crt"}},
+            "serverName": naming.service_host(naming.front_service(owner.name), owner.namespace),
+        }
     return _service_monitor(
-        owner, spec, naming.front_service(owner.name), ROUTER_COMPONENT, "metrics"
+        owner, spec, naming.front_service(owner.name), ROUTER_COMPONENT, "metrics", tls
     )
 
 

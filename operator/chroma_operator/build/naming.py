@@ -17,6 +17,14 @@ CLUSTER_DOMAIN = "cluster.local"
 CONFIG_DIR = "/etc/chroma-operator"
 CHROMA_CONFIG_DIR = "/etc/chroma"
 DATA_DIR = "/data"
+AUTH_DIR = "/etc/chroma-auth"
+"""The auth Secret, mounted whole in the router (so rotations reach the file)."""
+TLS_DIR = "/etc/chroma-tls"
+TOKENS_KEY = "tokens.yaml"
+
+
+def router_scheme(tls: bool) -> str:
+    return "https" if tls else "http"
 
 
 def config_map(cluster: str) -> str:

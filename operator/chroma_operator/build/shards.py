@@ -20,9 +20,11 @@ def shard_selector(owner: Owner, index: int) -> dict[str, str]:
     return {**selector_labels(owner, COMPONENT), naming.SHARD_LABEL: str(index)}
 
 
-def _http_probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
+def _http_probe(
+    path: str, port: str, period: int, failures: int, scheme: str = "HTTP"
+) -> dict[str, Any]:
     return {
-        "httpGet": {"path": path, "port": port},
+        "httpGet": {"path": path, "port": port, "scheme": scheme},
         "periodSeconds": period,
         "timeoutSeconds": 3,
         "failureThreshold": failures,
@@ -54,8 +56,27 @@ def router_args(topology_path: str, port: int, host: str = "0.0.0.0") -> list[st
     return ["router", "--topology", topology_path, "--host", host, "--port", str(port)]
 
 
+def router_secret_volumes(spec: ChromaClusterSpec) -> list[tuple[dict[str, Any], str]]:
+    """The auth and TLS Secrets as (volume, mount path), whole (no subPath: rotations
+    reach the files, and the router re-reads the tokens file when it changes)."""
+    out = []
+    for name, secret, path in (
+        ("auth", spec.auth.secret_name, naming.AUTH_DIR),
+        ("tls", spec.tls.secret_name, naming.TLS_DIR),
+    ):
+        if secret:
+            volume = {"name": name, "secret": {"secretName": secret, "defaultMode": 0o440}}
+            out.append((volume, path))
+    return out
+
+
 def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
     port = spec.router.port
+    scheme = naming.router_scheme(spec.tls.secret_name is not None).upper()
+    secrets = [
+        {"name": vol["name"], "mountPath": path, "readOnly": True}
+        for vol, path in router_secret_volumes(spec)
+    ]
     return {
         "name": "router",
         "image": router_image(spec),
@@ -66,12 +87,13 @@ def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
         "securityContext": container_security_context(read_only_root=True),
         # Readiness is the router's own health, not every shard's: one shard down must
         # not take every router out of the front Service (partial results need them).
-        "readinessProbe": _http_probe("/healthz", "router", 5, 3),
-        "livenessProbe": _http_probe("/healthz", "router", 20, 3),
+        "readinessProbe": _http_probe("/healthz", "router", 5, 3, scheme),
+        "livenessProbe": _http_probe("/healthz", "router", 20, 3, scheme),
         "volumeMounts": [
             # The whole directory, not a subPath, so ConfigMap updates reach the file.
             {"name": "topology", "mountPath": naming.CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *secrets,
         ],
     }
 
@@ -162,7 +184,8 @@ def build_statefulset(
                         }
                         for vol, key in config_volume_items.items()
                     ]
-                    + [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    + [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+                    + [vol for vol, _ in router_secret_volumes(spec)],
                 },
             },
             "volumeClaimTemplates": [claim],

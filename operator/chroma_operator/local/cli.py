@@ -95,9 +95,14 @@ def _find_dir(name: str | None, directory: Path | None) -> Path:
 
 def snippet(plan: LocalPlan) -> str:
     port = plan.router.port
+    extra = ""
+    if plan.topology.auth is not None:
+        extra += ', headers={"X-Chroma-Token": "<a token from tokens.yaml>"}'
+    if plan.topology.tls is not None:
+        extra += ", ssl=True"
     return (
         "import chromadb\n"
-        f'client = chromadb.HttpClient(host="127.0.0.1", port={port})\n'
+        f'client = chromadb.HttpClient(host="127.0.0.1", port={port}{extra})\n'
         'docs = client.get_or_create_collection("docs")\n'
         'docs.add(ids=["1", "2"], documents=["a sharded vector database", "a cup of tea"])\n'
         'print(docs.query(query_texts=["distributed search"], n_results=1))'
@@ -145,19 +150,30 @@ def up(
         False, "--detach", "-d", help="Return once healthy; stop with `local down`"
     ),
     demo: bool = typer.Option(False, "--demo", help="Index a small corpus and run a few searches"),
+    secret: list[str] = typer.Option(
+        [],
+        "--secret",
+        help="NAME=FILE: a Secret the cluster names (spec.auth, spec.tls), read from a "
+        "YAML file of its data keys; repeatable",
+    ),
 ) -> None:
     """Start every shard, the encoder and the router; data persists in --dir."""
     from chroma_operator.local.chroma_server import chroma_executable
     from chroma_operator.local.reshard import needs_move, reshard_local, serving_plan
+    from chroma_operator.local.secrets import SecretError, load_secrets, parse_secret_args
     from chroma_operator.reshard.plan import ReshardRefused
 
     cluster = _load_file(file)
     home = directory or ROOT / cluster.name
+    try:
+        secrets = load_secrets(cluster.spec, parse_secret_args(secret))
+    except SecretError as exc:
+        raise _fail(str(exc), 2) from None
     resource = cluster.model_dump(mode="json", by_alias=True, exclude_none=True)
     ports = _saved_ports(home)
     move = needs_move(cluster, home)
     # A cluster that already runs here keeps its ports; mid-move it runs both counts' shards.
-    plan = serving_plan(cluster, home, port, chroma_executable(), ports)
+    plan = serving_plan(cluster, home, port, chroma_executable(), ports, secrets)
     home.mkdir(parents=True, exist_ok=True)
     if not move:
         _save(home, plan, resource, port)
@@ -199,7 +215,9 @@ def up(
             f"\n{plan.cluster}: {len(plan.processes)} processes, router at {plan.url}", bold=True
         )
         typer.echo("Connect with the stock client:\n\n" + snippet(plan) + "\n")
-        if demo:
+        if demo and plan.topology.auth is not None:
+            typer.echo("--demo is skipped: the cluster has auth on (spec.auth).")
+        elif demo:
             from chroma_operator.local.demo import run_demo
 
             run_demo(plan)

@@ -33,11 +33,14 @@ class ProcessPlan:
     health_path: str
     env: dict[str, str] = field(default_factory=dict)
     files: dict[Path, str] = field(default_factory=dict)
+    secret_files: dict[Path, str] = field(default_factory=dict)
+    """Written owner-only (tokens, keys)."""
     startup_timeout: float = 60.0
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,15 @@ def plan_local(
     chroma: str = "chroma",
     python: str = sys.executable,
     ports: Mapping[str, int] | None = None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> LocalPlan:
     """Every process for the cluster: one `chroma run` per shard replica, the encoder
     (CPU), and a router on `port`; shards and encoder take the ports after it.
 
     `ports` pins processes (by name) to the ports they already run on: after a shard
     count change the running ones keep theirs and new ones take free ports after them.
+    `secrets` (name -> data keys) are written under the directory for the router, as
+    Kubernetes mounts them; None plans without them (stop, status).
     """
     spec = cluster.spec
     directory = directory.resolve()
@@ -125,7 +131,9 @@ def plan_local(
         )
         encoder_url = f"http://{LOOPBACK}:{next_port}"
 
-    router_url = f"http://{LOOPBACK}:{port}"
+    scheme = "https" if spec.tls.secret_name else "http"
+    router_url = f"{scheme}://{LOOPBACK}:{port}"
+    secrets_dir = directory / "secrets"
     topology = build_topology(
         cluster.name,
         "local",
@@ -133,7 +141,14 @@ def plan_local(
         shard_endpoints=shard_urls,
         router_peers=[router_url],
         encoder_url=encoder_url,
+        auth_dir=str(secrets_dir / (spec.auth.secret_name or "")),
+        tls_dir=str(secrets_dir / (spec.tls.secret_name or "")),
     )
+    secret_files = {
+        secrets_dir / name / key: value
+        for name, data in (secrets or {}).items()
+        for key, value in data.items()
+    }
     topology_path = directory / "topology.json"
     processes.append(
         ProcessPlan(
@@ -148,6 +163,8 @@ def plan_local(
             port=port,
             health_path="/readyz",
             files={topology_path: topology.to_json()},
+            secret_files=secret_files,
+            scheme=scheme,
         )
     )
     return LocalPlan(

@@ -39,7 +39,12 @@ def with_shards(cluster: ChromaCluster, shards: int) -> ChromaCluster:
 
 
 def serving_plan(
-    cluster: ChromaCluster, home: Path, port: int, chroma: str, ports: Mapping[str, int] | None
+    cluster: ChromaCluster,
+    home: Path,
+    port: int,
+    chroma: str,
+    ports: Mapping[str, int] | None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> LocalPlan:
     """The processes to run now: mid-move, the shards of both counts.
 
@@ -49,7 +54,9 @@ def serving_plan(
     p = placement_on_disk(home)
     # The count the router serves now: a changed file is moved to once this is up.
     shards = shard_span(p) if p is not None else cluster.spec.shards
-    plan = plan_local(with_shards(cluster, shards), home, port, chroma=chroma, ports=ports)
+    plan = plan_local(
+        with_shards(cluster, shards), home, port, chroma=chroma, ports=ports, secrets=secrets
+    )
     if p is None or not moving(p):
         return plan
     keep = topology_path(home)

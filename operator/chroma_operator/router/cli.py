@@ -8,12 +8,29 @@ from typing import Annotated
 
 import typer
 
+from chroma_operator.topology import Topology
+
 
 class LogLevel(StrEnum):
     debug = "debug"
     info = "info"
     warning = "warning"
     error = "error"
+
+
+def startup_problem(topo: Topology) -> str | None:
+    """Why the router cannot serve this topology's auth or TLS settings, or None."""
+    from chroma_operator.router.tls import check_files
+    from chroma_operator.router.tokens import TokensFileError, parse_tokens
+
+    if topo.auth is not None:
+        try:
+            parse_tokens(Path(topo.auth.tokens_file).read_bytes())
+        except OSError as exc:
+            return f"cannot read the tokens file {topo.auth.tokens_file}: {exc.strerror}"
+        except TokensFileError as exc:
+            return f"{topo.auth.tokens_file}: {exc}"
+    return check_files(topo.tls)
 
 
 def command(
@@ -41,16 +58,15 @@ def command(
     import uvicorn
 
     from chroma_operator.router.app import create_app
+    from chroma_operator.router.tls import uvicorn_ssl
 
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from pydantic import ValidationError
 
-    from chroma_operator.topology import Topology
-
     try:  # refuse a missing or broken file up front, in one line
-        Topology.from_json(Path(topology).read_bytes())
+        topo = Topology.from_json(Path(topology).read_bytes())
     except OSError as exc:
         typer.secho(f"error: cannot read topology {topology}: {exc.strerror}", fg="red", err=True)
         raise typer.Exit(code=2) from None
@@ -58,6 +74,10 @@ def command(
         first = str(exc).splitlines()[0]
         typer.secho(f"error: {topology} is not a valid topology: {first}", fg="red", err=True)
         raise typer.Exit(code=2) from None
+    problem = startup_problem(topo)
+    if problem is not None:  # auth or TLS asked for but unusable: never start open
+        typer.secho(f"error: {problem}", fg="red", err=True)
+        raise typer.Exit(code=2)
     app = create_app(topology, reload_interval=reload_interval, access_log=access_log)
     uvicorn.run(
         app,
@@ -70,4 +90,5 @@ def command(
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
+        **uvicorn_ssl(topo.tls),
     )

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from chroma_operator.router import validate as v
 from chroma_operator.router.collections import (
     ResolvedCollection,
+    check_scope,
     db_path,
     max_dimension,
     reply_error,
@@ -140,6 +141,7 @@ class CollectionRoutes:
         reply = await st.pool.call(0, st.pool.primary, "GET", shard_path(request), headers=headers)
         if not reply.ok:
             return passthrough(reply)
+        check_scope(reply.json(), tenant, database, request.path_params["collection_id"])
         model = await self._fill_dimension(st, tenant, database, reply.json(), headers)
         return json_response(model)
 

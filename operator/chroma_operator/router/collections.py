@@ -17,7 +17,11 @@ from urllib.parse import quote
 
 import orjson
 
-from chroma_operator.router.errors import ChromaHTTPError, shard_unavailable
+from chroma_operator.router.errors import (
+    ChromaHTTPError,
+    collection_not_found,
+    shard_unavailable,
+)
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.trace import trace_headers
 
@@ -34,6 +38,16 @@ def reply_error(reply: Reply, prefix: str = "") -> ChromaHTTPError:
     except Exception:
         error, message = "ChromaError", reply.body.decode(errors="replace")
     return ChromaHTTPError(reply.status, error, prefix + message, trace_headers(reply.trace_id))
+
+
+def check_scope(model: dict[str, Any], tenant: str, database: str, asked: str) -> None:
+    """404 unless the collection lives in the path's tenant and database.
+
+    Chroma 1.5.9 finds a collection by id in any tenant; its later releases answer 404
+    for an id outside the path's tenant and database, and so does the router.
+    """
+    if model.get("tenant") != tenant or model.get("database") != database:
+        raise collection_not_found(asked)
 
 
 @dataclass
@@ -168,8 +182,9 @@ class CollectionMap:
             raise shard_unavailable(0, primary, exc.reason) from exc
         if not reply.ok:
             raise reply_error(reply)
-        name = str(reply.json()["name"])
         primary_model = reply.json()
+        check_scope(primary_model, tenant, database, client_id)
+        name = str(primary_model["name"])
         models, missing = await self._by_name_everywhere(tenant, database, name, headers)
         if missing:
             models.update(await self._heal(tenant, database, primary_model, missing, headers))

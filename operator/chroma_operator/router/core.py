@@ -21,14 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chroma_operator.router.auth import AuthGate
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.permissions import CLUSTER_ADMIN, route_needs
 from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.state import State
+from chroma_operator.router.tls import peer_verify
 from chroma_operator.router.topology_source import TopologySource
 from chroma_operator.router.trace import TRACE_HEADER, new_trace_id
 from chroma_operator.topology import Topology
@@ -78,9 +81,12 @@ class RouterCore:
         self.access_log = access_log  # one line per request (5xx answers are always logged)
         self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
         self.state = self.make_state(source.current)
+        self.auth = AuthGate(source.current.auth)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
         # stall every write (its cache is bounded by the TTL anyway).
-        self.peer_client = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
+        self.peer_client = httpx.AsyncClient(
+            timeout=httpx.Timeout(1.0, connect=0.5), verify=peer_verify(source.current.tls)
+        )
         self._old_pools: list[ShardPool] = []
         self._old_states: list[State] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -102,7 +108,8 @@ class RouterCore:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._watch()) if self.source.path is not None else None
+        watch = self.source.path is not None or self.auth.enabled
+        task = asyncio.create_task(self._watch()) if watch else None
         try:
             yield
         finally:
@@ -119,6 +126,9 @@ class RouterCore:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.reload_interval)
+            reloaded = self.auth.refresh(self.source.current.auth)
+            if reloaded is not None:
+                self.metrics.token_reloads.labels(reloaded).inc()
             try:
                 topology = self.source.poll()
             except Exception as exc:
@@ -186,12 +196,15 @@ class RouterCore:
                 series[key] = found
             return found
 
+        needs = route_needs(template, methods)
+
         async def endpoint(request: Request) -> Response:
             st = self.state
             metrics.in_flight.inc()
             st.in_flight += 1
             start = time.perf_counter()
             try:
+                self.auth.check(request, needs.get(request.method, CLUSTER_ADMIN))
                 response = await handler(request, st)
             except ChromaHTTPError as exc:
                 response = exc.response()
@@ -264,7 +277,7 @@ class RouterCore:
                 self.peer_client.post(
                     p.rstrip("/") + "/internal/invalidate",
                     content=body,
-                    headers={"content-type": "application/json"},
+                    headers={"content-type": "application/json", **self.auth.peer_headers()},
                 )
                 for p in peers
             ),

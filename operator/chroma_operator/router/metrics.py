@@ -123,3 +123,9 @@ class RouterMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.token_reloads = Counter(
+            "chroma_router_token_reloads_total",
+            "Tokens file reloads (auth)",
+            ["result"],
+            registry=self.registry,
+        )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from chroma_operator.router import validate as v
+from chroma_operator.router.auth import identity_of
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import error_response
 from chroma_operator.router.fanout import first_ok, require_ok
@@ -48,6 +49,13 @@ class SystemRoutes:
             headers=auth_headers(request),
         )
         return passthrough(reply)
+
+    async def identity(self, request: Request, st: State) -> Response:
+        """With auth on, the token's tenant and databases (so a client lands there)."""
+        who = identity_of(request)
+        if who is None:
+            return await self.shard0_read(request, st)
+        return json_response(who.as_user_identity())
 
     async def preflight_checks(self, request: Request, st: State) -> Response:
         return json_response(await self.core.preflight(st, auth_headers(request)))
@@ -154,7 +162,7 @@ class SystemRoutes:
             r(API + "/version", self.shard0_read, ["GET"]),
             r(API + "/healthcheck", self.shard0_read, ["GET"]),
             r(API + "/pre-flight-checks", self.preflight_checks, ["GET"]),
-            r(API + "/auth/identity", self.shard0_read, ["GET"]),
+            r(API + "/auth/identity", self.identity, ["GET"]),
             r(API + "/reset", self.reset, ["POST"]),
             r(API + "/tenants", self.everywhere_create, ["POST"]),
             r(API + "/tenants/{tenant}", self.shard0_read, ["GET"]),

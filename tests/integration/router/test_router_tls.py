@@ -1,0 +1,118 @@
+"""HTTPS at the router with a certificate the test makes; the stock client with ssl=True."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import chromadb
+import httpx
+import pytest
+import yaml
+from chromadb.api.shared_system_client import SharedSystemClient
+from chromadb.config import Settings
+from chromadb.errors import ChromaAuthError
+
+from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.topology import AuthTopology, TlsTopology
+from router_harness import RouterProcess, make_topology
+from tls_certs import CertFiles, make_certs
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "tls-app-t0ken"
+
+
+@pytest.fixture(scope="module")
+def tls_router(
+    shards: list[ChromaServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RouterProcess, CertFiles]]:
+    d = tmp_path_factory.mktemp("tls")
+    certs = make_certs(d)
+    tokens = d / "tokens.yaml"
+    tokens.write_text(
+        yaml.safe_dump(
+            {"tokens": [{"name": "app", "token": TOKEN, "tenant": "*", "role": "admin"}]}
+        )
+    )
+    base = make_topology([[s.url] for s in shards])
+    proc = RouterProcess(
+        base.model_copy(
+            update={"tls": TlsTopology(cert_file=str(certs.cert), key_file=str(certs.key))}
+        ),
+        ca_file=str(certs.ca),
+    )
+    proc.write_topology(
+        base.model_copy(
+            update={
+                "auth": AuthTopology(tokens_file=str(tokens)),
+                "tls": TlsTopology(
+                    cert_file=str(certs.cert), key_file=str(certs.key), ca_file=str(certs.ca)
+                ),
+                "router": base.router.model_copy(update={"peers": [proc.url]}),
+            }
+        )
+    )
+    proc.start()
+    try:
+        yield proc, certs
+    finally:
+        proc.stop()
+
+
+def test_stock_client_over_https(tls_router: tuple[RouterProcess, CertFiles], name: str) -> None:
+    proc, certs = tls_router
+    assert proc.url.startswith("https://")
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.HttpClient(
+        host="127.0.0.1",
+        port=proc.port,
+        ssl=True,
+        headers={"X-Chroma-Token": TOKEN},
+        settings=Settings(chroma_server_ssl_verify=str(certs.ca)),
+    )
+    col = client.create_collection(name)
+    col.add(ids=[f"a{i}" for i in range(10)], embeddings=[[float(i), 1.0] for i in range(10)])
+    assert col.count() == 10
+    assert col.query(query_embeddings=[[3.0, 1.0]], n_results=1)["ids"] == [["a3"]]
+    # The write reached the peer (itself) over HTTPS, verified with the CA.
+    metrics = httpx.get(proc.url + "/metrics", verify=proc.verify).text
+    peer = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('chroma_router_cache_invalidations_total{source="peer"}')
+    ]
+    assert peer and float(peer[0].split()[-1]) >= 1
+    SharedSystemClient.clear_system_cache()
+    with pytest.raises(ChromaAuthError):
+        chromadb.HttpClient(
+            host="127.0.0.1",
+            port=proc.port,
+            ssl=True,
+            settings=Settings(chroma_server_ssl_verify=str(certs.ca)),
+        )
+
+
+def test_plain_http_and_unknown_ca_are_refused(tls_router: tuple[RouterProcess, CertFiles]) -> None:
+    proc, _ = tls_router
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{proc.port}/healthz", timeout=2).raise_for_status()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(proc.url + "/healthz", timeout=2)  # system trust: the test CA is unknown
+
+
+def test_router_refuses_to_start_with_a_broken_certificate(
+    shards: list[ChromaServer], tmp_path: Path
+) -> None:
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("nor a key")
+    topo = make_topology([[shards[0].url]]).model_copy(
+        update={
+            "tls": TlsTopology(
+                cert_file=str(tmp_path / "tls.crt"), key_file=str(tmp_path / "tls.key")
+            )
+        }
+    )
+    proc = RouterProcess(topo)
+    with pytest.raises(RuntimeError, match="cannot load the TLS certificate"):
+        proc.start()
