@@ -22,10 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chroma_operator.router.cache import QueryCache
+from chroma_operator.router.catchup import CatchUp
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.replicas import ReplicaBook
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.state import State
 from chroma_operator.router.topology_source import TopologySource
@@ -45,6 +47,9 @@ class RouterCore:
         self.source = source
         self.reload_interval = reload_interval
         self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
+        self.book = ReplicaBook(source.current)
+        self.book.announcer = self.announce_replicas
+        self.catchup = CatchUp(self.book, lambda: self.state.pool, self.metrics)
         self.state = self.make_state(source.current)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
         # stall every write (its cache is bounded by the TTL anyway).
@@ -53,7 +58,7 @@ class RouterCore:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def make_state(self, topology: Topology) -> State:
-        pool = ShardPool(topology, self.metrics)
+        pool = ShardPool(topology, self.metrics, self.book)
         return State(topology, pool, CollectionMap(pool), self.new_cache(topology))
 
     @staticmethod
@@ -65,11 +70,17 @@ class RouterCore:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._watch()) if self.source.path is not None else None
+        tasks = [asyncio.create_task(self.catchup.run())]
+        if self.source.path is not None:
+            tasks.append(asyncio.create_task(self._watch()))
+        # A restarted router: its reloaded hint logs make replicas stale; learn what the
+        # peers hold too, and tell them what this one holds, before serving.
+        await self.learn_from_peers()
+        await self.announce_replicas()
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -90,6 +101,7 @@ class RouterCore:
             if topology is None:
                 continue
             old = self.state.pool
+            self.book.update(topology)
             self.state = self.make_state(topology)
             self.metrics.topology_reloads.labels("ok").inc()
             log.info("topology reloaded: %d shards", len(topology.shards))
@@ -199,6 +211,55 @@ class RouterCore:
         for peer, r in zip(peers, results, strict=True):
             if isinstance(r, BaseException):
                 log.warning("could not tell peer %s to invalidate: %s", peer, r)
+
+    async def announce_replicas(self) -> None:
+        """Tell every peer router this router's own replica view (stale = hints held here)."""
+        peers = self.state.topology.router.peers
+        if not peers:
+            return
+        body = orjson.dumps(self.book.own_view())
+        results = await asyncio.gather(
+            *(
+                self.peer_client.post(
+                    p.rstrip("/") + "/internal/replicas/notice",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                for p in peers
+            ),
+            return_exceptions=True,
+        )
+        for peer, r in zip(peers, results, strict=True):
+            if isinstance(r, BaseException):
+                log.debug("could not tell peer %s about replicas: %s", peer, r)
+
+    async def forward_to_peers(self, path: str, body: dict[str, Any]) -> None:
+        """The same internal request to every peer router (holds, repairs)."""
+        content = orjson.dumps(body)
+        peers = self.state.topology.router.peers
+        await asyncio.gather(
+            *(
+                self.peer_client.post(
+                    p.rstrip("/") + path,
+                    content=content,
+                    headers={"content-type": "application/json"},
+                )
+                for p in peers
+            ),
+            return_exceptions=True,
+        )
+
+    async def learn_from_peers(self) -> None:
+        """At start-up: which replicas do the peers hold hints for (or hold for backup)?"""
+        peers = self.state.topology.router.peers
+        results = await asyncio.gather(
+            *(self.peer_client.get(p.rstrip("/") + "/internal/replicas/own") for p in peers),
+            return_exceptions=True,
+        )
+        for r in results:
+            if isinstance(r, httpx.Response) and r.status_code == 200:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    self.book.apply_notice(r.json())
 
     async def preflight(self, st: State, headers: Mapping[str, str]) -> dict[str, Any]:
         """The shards' pre-flight checks combined: the smallest batch, base64 if all can."""
