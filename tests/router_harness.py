@@ -30,7 +30,7 @@ def start_servers(n: int) -> list[ChromaServer]:
 
 def make_topology(shard_urls: list[list[str]], **router: Any) -> Topology:
     extra: dict[str, Any] = {}
-    for key in ("encoder", "hnsw", "slo"):
+    for key in ("encoder", "hnsw", "slo", "hints_dir", "replication", "fenced", "replica_states"):
         if key in router:
             extra[key] = router.pop(key)
     return Topology.model_validate(
@@ -53,6 +53,7 @@ class RouterProcess:
         self.topology_path = self.dir / "topology.json"
         self.write_topology(topology)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.preexec: Any = None  # e.g. a resource limit set in the child before exec
 
     @property
     def url(self) -> str:
@@ -86,8 +87,9 @@ class RouterProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"router exited: {self.log_tail()}")
@@ -100,6 +102,13 @@ class RouterProcess:
 
     def log_tail(self) -> str:
         return (self.dir / "router.log").read_bytes()[-3000:].decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL at once: a router that dies mid-write."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -15,6 +15,8 @@ from chroma_operator.topology import (
     TOPOLOGY_KEY,
     CacheTopology,
     EncoderTopology,
+    HedgingTopology,
+    ReplicationTopology,
     HnswDefaults,
     RouterTopology,
     ShardTopology,
@@ -69,6 +71,7 @@ def build_topology(
     shard_endpoints: Sequence[Sequence[str]],
     router_peers: Sequence[str],
     encoder_url: str | None,
+    hints_dir: str | None = None,
 ) -> Topology:
     """The topology routers read; endpoints are given so the same spec serves k8s and local."""
     return Topology(
@@ -88,7 +91,16 @@ def build_topology(
                 ttl_seconds=spec.router.cache.ttl_seconds,
             ),
             peers=list(router_peers),
+            hedging=HedgingTopology(
+                enabled=spec.router.hedging.enabled,
+                max_fraction=spec.router.hedging.max_fraction,
+            ),
         ),
+        replication=ReplicationTopology(
+            min_acks=spec.replication.min_acks,
+            max_hint_bytes=spec.replication.max_hint_bytes,
+        ),
+        hints_dir=hints_dir,
         encoder=(
             EncoderTopology(url=encoder_url, model=spec.encoder.model)
             if spec.encoder.enabled and encoder_url
@@ -116,6 +128,7 @@ def kubernetes_topology(owner: Owner, spec: ChromaClusterSpec) -> Topology:
         shard_endpoints=[[f"http://{h}:{naming.CHROMA_PORT}" for h in shard] for shard in hosts],
         router_peers=[f"http://{h}:{spec.router.port}" for shard in hosts for h in shard],
         encoder_url=encoder_url,
+        hints_dir=naming.HINTS_DIR,
     )
 
 

@@ -17,6 +17,8 @@ CLUSTER_DOMAIN = "cluster.local"
 CONFIG_DIR = "/etc/chroma-operator"
 CHROMA_CONFIG_DIR = "/etc/chroma"
 DATA_DIR = "/data"
+HINTS_DIR = "/var/lib/chroma-router/hints"
+HINTS_SUBPATH = "router-hints"  # on the pod's data volume: hints live as long as the pod's PVC
 
 
 def config_map(cluster: str) -> str:

@@ -72,6 +72,9 @@ def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
             # The whole directory, not a subPath, so ConfigMap updates reach the file.
             {"name": "topology", "mountPath": naming.CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            # Hint logs must outlive the router (and the pod): a subPath of the pod's
+            # own PersistentVolumeClaim, not an emptyDir.
+            {"name": "data", "mountPath": naming.HINTS_DIR, "subPath": naming.HINTS_SUBPATH},
         ],
     }
 

@@ -125,6 +125,7 @@ def plan_local(
         shard_endpoints=shard_urls,
         router_peers=[router_url],
         encoder_url=encoder_url,
+        hints_dir=str(directory / "router-hints"),
     )
     topology_path = directory / "topology.json"
     processes.append(
