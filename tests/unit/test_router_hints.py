@@ -93,7 +93,9 @@ def test_states_combine_own_hints_peers_and_the_topology(tmp_path: Path) -> None
     assert book.state(a) == "stale"
     book.apply_notice({"router": "peer", "replicas": [{"name": "shard-0-0", "state": "in-sync"}]})
     assert book.state(a) == "in-sync"
-    book.apply_notice({"router": book.router_id, "replicas": [{"name": "shard-0-0", "state": "stale"}]})
+    book.apply_notice(
+        {"router": book.router_id, "replicas": [{"name": "shard-0-0", "state": "stale"}]}
+    )
     assert book.state(a) == "in-sync"  # its own notice, come back from itself
     book.update(topology(tmp_path, fenced=["shard-0-0"]))
     assert book.state(a) == "fenced" and book.replicas["shard-0-1"] is b  # logs kept

@@ -78,8 +78,10 @@ def wait_in_sync(router: RouterProcess, timeout: float) -> float:
 
 def records_of(server: ChromaServer, name: str) -> dict[str, tuple[bytes, Any, Any]]:
     """Every record of one replica: id -> (embedding bytes, document, metadata)."""
-    got = http_client(server.port).get_collection(name).get(
-        include=["embeddings", "documents", "metadatas"]
+    got = (
+        http_client(server.port)
+        .get_collection(name)
+        .get(include=["embeddings", "documents", "metadatas"])
     )
     return {
         i: (np.asarray(e, dtype=np.float32).tobytes(), d, m)
