@@ -282,3 +282,99 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         print(f"converged {converged:.1f}s after the last return; acks {[w.acks for w in writers]}")
     finally:
         router.stop()
+
+
+def batch(prefix: str, n: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        "ids": [f"{prefix}{i}" for i in range(n)],
+        "embeddings": rng.standard_normal((n, DIM)).astype(np.float32),
+        "metadatas": [{"i": i} for i in range(n)],
+    }
+
+
+def test_backup_hold_detaches_a_replica_then_it_catches_up(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    router = router_for(replicas, Path(tempfile.mkdtemp(prefix="hints-"))).start()
+    held = replicas[0][1]
+    try:
+        col = router.client().create_collection("held-coll")
+        col.add(**batch("a", 40, 1))
+        direct = http_client(held.port).get_collection("held-coll")
+        before = direct.count()
+        hold = {"shard": 0, "replica": held.url}
+        resp = httpx.post(router.url + "/internal/backup/hold", json=hold)
+        assert resp.status_code == 200 and resp.json()["mode"] == "detached"
+        col.add(**batch("b", 40, 2))  # writes go on; shard 0's part waits in hints
+        assert direct.count() == before  # the held replica is a point in time
+        assert col.count() == 80  # and nobody reads it meanwhile
+        view = {r["name"]: r for r in replica_view(router)}
+        assert view["shard-0-1"]["state"] == "fenced" and view["shard-0-1"]["pending_hints"] > 0
+        resp = httpx.post(router.url + "/internal/backup/release", json=hold)
+        assert resp.status_code == 200
+        wait_in_sync(router, 60)
+        assert records_of(held, "held-coll") == records_of(replicas[0][0], "held-coll")
+    finally:
+        router.stop()
+
+    single = RouterProcess(
+        make_topology([[replicas[0][0].url], [replicas[1][0].url]], shard_timeout_seconds=5.0)
+    ).start()
+    try:
+        col = single.client().get_collection("held-coll")
+        hold = {"shard": 0, "replica": replicas[0][0].url}
+        resp = httpx.post(single.url + "/internal/backup/hold", json=hold)
+        assert resp.json()["mode"] == "blocked"
+        url = (
+            f"{single.url}/api/v2/tenants/default_tenant/databases/default_database/"
+            f"collections/{col.id}/upsert"
+        )
+        # An id that shard 0 owns (jump hash over 2 shards).
+        from chroma_operator.router.placement import shard_for
+
+        rid = next(f"x{i}" for i in range(100) if shard_for(f"x{i}", 2) == 0)
+        body = {"ids": [rid], "embeddings": [[0.5] * DIM]}
+        refused = httpx.post(url, json=body)
+        assert refused.status_code == 503 and "Retry-After" in refused.headers
+        assert col.count() == 80  # reads go on
+        httpx.post(single.url + "/internal/backup/release", json=hold)
+        assert httpx.post(url, json=body).status_code == 200
+    finally:
+        single.stop()
+
+
+def test_a_full_hint_volume_fails_the_write_instead_of_acknowledging_it(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    import resource
+
+    def small_files() -> None:  # the router may write no file past 16 KiB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    router = router_for(replicas, Path(tempfile.mkdtemp(prefix="hints-")))
+    router.preexec = small_files
+    router.start()
+    lost = replicas[0][1]
+    try:
+        col = router.client().create_collection("full-disk")
+        lost.kill()
+        acked = 0
+        error = ""
+        for k in range(200):
+            try:
+                col.add(**batch(f"d{k}-", 10, k))
+                acked += 1
+            except Exception as exc:
+                error = str(exc)
+                break
+        assert acked > 0 and error, (acked, error)
+        assert "hint could not be kept" in error and "shard-0-1" in error
+        view = {r["name"]: r for r in replica_view(router)}
+        assert view["shard-0-1"]["state"] == "repairing"
+        assert col.count() >= acked * 10  # every acknowledged write is readable
+        col.add(**batch("after", 10, 999))  # it needs a repair now; writes go on without hints
+        assert replica_view(router)[1]["pending_hints"] == 0
+    finally:
+        lost.start()
+        router.stop()
