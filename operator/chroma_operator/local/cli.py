@@ -200,7 +200,12 @@ def down(
     )
 
 
-REPLICA_STYLE = {"in-sync": "[green]", "stale": "[yellow]", "repairing": "[red]", "fenced": "[blue]"}
+REPLICA_STYLE = {
+    "in-sync": "[green]",
+    "stale": "[yellow]",
+    "repairing": "[red]",
+    "fenced": "[blue]",
+}
 
 
 def replica_states(router_url: str) -> dict[str, dict[str, Any]]:

@@ -175,6 +175,12 @@ class ShardPool:
             self._windows[shard].add(time.perf_counter() - start)
             return reply
 
+        if len(targets) == 1:
+            # One replica to ask: no hedge; a stale keep-alive connection gets one retry.
+            try:
+                return await one(*targets[0])
+            except ShardCallError:
+                return await one(*targets[0])
         return await self._first_answer(shard, targets, one)
 
     async def _first_answer(

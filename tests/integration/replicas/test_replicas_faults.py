@@ -378,3 +378,34 @@ def test_a_full_hint_volume_fails_the_write_instead_of_acknowledging_it(
     finally:
         lost.start()
         router.stop()
+
+
+def test_a_read_stuck_on_a_hung_replica_is_hedged_to_its_sibling(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    topology = make_topology(
+        [[s.url for s in shard] for shard in replicas],
+        shard_timeout_seconds=10.0,
+        hedging={"enabled": True, "max_fraction": 1.0},
+        hints_dir=tempfile.mkdtemp(prefix="hints-"),
+    )
+    router = RouterProcess(topology).start()
+    hung = replicas[1][1]
+    assert hung.pid is not None
+    try:
+        col = router.client().create_collection("hedged")
+        col.add(**batch("h", 40, 3))
+        for _ in range(30):  # each shard learns what its usual latency is
+            assert col.count() == 40
+        os.kill(hung.pid, signal.SIGSTOP)
+        slowest = 0.0
+        for _ in range(6):  # round-robin sends some of these to the hung replica first
+            start = time.monotonic()
+            assert col.count() == 40
+            slowest = max(slowest, time.monotonic() - start)
+        assert slowest < 5.0  # not the 10 s shard timeout: the sibling answered
+        metrics = httpx.get(router.url + "/metrics").text
+        assert 'chroma_router_hedged_reads_total{shard="1",winner="hedge"}' in metrics
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
+        router.stop()
