@@ -98,6 +98,7 @@ class RouterProcess:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
+        self.kill()  # never leave a half-started router behind
         raise RuntimeError(f"router did not start: {self.log_tail()}")
 
     def log_tail(self) -> str:

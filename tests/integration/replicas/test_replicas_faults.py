@@ -215,13 +215,14 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
     router = router_for(replicas, hints).start()
     down = threading.Event()
     names = ["writer-a", "writer-b"]
-    for n in names:
-        router.client().create_collection(n)
     writers = [Writer(router, n, k, down) for k, n in enumerate(names)]
     reader = Reader(router, names, down)
     threads: list[Any] = [*writers, reader]
     lost = [replicas[0][1], replicas[1][1]]
+    returned = time.monotonic()
     try:
+        for n in names:
+            router.client().create_collection(n)
         for t in threads:
             t.start()
         time.sleep(2)
@@ -255,11 +256,15 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         os.kill(hung.pid, signal.SIGCONT)
         returned = time.monotonic()
         time.sleep(1)
+    except BaseException:
+        router.stop()
+        raise
     finally:
         for t in threads:
             t.stop.set()
         for t in threads:
-            t.join(30)
+            if t.is_alive():
+                t.join(30)
         down.clear()
     try:
         converged = wait_in_sync(router, 60)
