@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 
 from chroma_operator.router.hedge import HedgeBudget, LatencyWindow
-from chroma_operator.router.hints import Hint, HintLog, HintLogFull
+from chroma_operator.router.hints import Hint, HintLog, HintLogFull, coalesce
 from chroma_operator.router.replicas import ReplicaBook
 from chroma_operator.topology import Topology
 
@@ -117,3 +118,43 @@ def test_hedging_waits_for_enough_samples_and_respects_its_budget() -> None:
         budget.count_request()
         taken += budget.take()
     assert taken == 10
+
+
+def write(kind: str, ids: list[str], path: str = "/c/1") -> Hint:
+    body = orjson.dumps({"ids": ids, "metadatas": [{"i": i} for i in ids], "documents": None})
+    return Hint("POST", path + "/" + kind, body, {})
+
+
+def test_replay_merges_consecutive_disjoint_writes_of_one_kind() -> None:
+    batch = [
+        (write("upsert", ["a", "b"]), 10),
+        (write("upsert", ["c"]), 20),
+        (write("upsert", ["a"]), 30),  # a again: must come after, not merged
+        (write("delete", ["x"]), 40),
+        (write("delete", ["y"]), 50),
+        (write("upsert", ["z"], path="/c/2"), 60),
+    ]
+    out = coalesce(batch)
+    shapes = [(h.path, orjson.loads(h.body or b"{}")["ids"], end, n) for h, end, n in out]
+    assert shapes == [
+        ("/c/1/upsert", ["a", "b", "c"], 20, 2),
+        ("/c/1/upsert", ["a"], 30, 1),
+        ("/c/1/delete", ["x", "y"], 50, 2),
+        ("/c/2/upsert", ["z"], 60, 1),
+    ]
+    merged = orjson.loads(out[0][0].body or b"{}")
+    assert merged["metadatas"] == [{"i": "a"}, {"i": "b"}, {"i": "c"}]
+    assert merged["documents"] is None
+    assert sum(n for _, _, n in out) == len(batch)
+
+
+def test_filters_and_other_routes_are_replayed_as_they_are() -> None:
+    by_filter = Hint("POST", "/c/1/delete", orjson.dumps({"where": {"k": 1}}), {})
+    modify = Hint("PUT", "/c/1", orjson.dumps({"new_name": "n"}), {})
+    batch = [(by_filter, 1), (write("delete", ["a"]), 2), (modify, 3), (modify, 4)]
+    assert [(h, n) for h, _, n in coalesce(batch)] == [
+        (by_filter, 1),
+        (batch[1][0], 1),
+        (modify, 1),
+        (modify, 1),
+    ]

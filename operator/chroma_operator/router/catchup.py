@@ -15,7 +15,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from chroma_operator.router.collections import db_path
-from chroma_operator.router.hints import Hint
+from chroma_operator.router.hints import Hint, coalesce
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.replicas import Replica, ReplicaBook
 from chroma_operator.router.shards import RETRY_STATUSES, ShardCallError, ShardPool
@@ -94,14 +94,14 @@ class CatchUp:
                         self.book.spawn_announce()
                         return
                 continue
-            for hint, end in batch:
+            for hint, end, count in coalesce(batch):
                 if self.book.state(rep) in ("fenced", "repairing"):
                     return
                 if not await self.apply(pool, rep, hint, ids):
                     rep.reachable = False
                     return
-                rep.log.advance(end)
-                self.metrics.hints_replayed.labels(rep.name).inc()
+                rep.log.advance(end, count)
+                self.metrics.hints_replayed.labels(rep.name).inc(count)
                 self.metrics.hints_replayed_records.labels(rep.name).inc(hint.records)
 
     async def apply(

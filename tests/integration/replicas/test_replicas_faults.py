@@ -414,3 +414,45 @@ def test_a_read_stuck_on_a_hung_replica_is_hedged_to_its_sibling(
     finally:
         os.kill(hung.pid, signal.SIGCONT)
         router.stop()
+
+
+def test_peer_routers_hear_of_a_stale_replica_and_of_its_return(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    from chroma_operator.local.chroma_server import free_port
+
+    ports = [free_port(), free_port()]
+    peers = [f"http://127.0.0.1:{p}" for p in ports]
+    routers = [
+        RouterProcess(
+            make_topology(
+                [[s.url for s in shard] for shard in replicas],
+                shard_timeout_seconds=5.0,
+                peers=peers,
+                hints_dir=tempfile.mkdtemp(prefix="hints-"),
+            ),
+            port=port,
+        )
+        for port in ports
+    ]
+    a, b = routers
+    lost = replicas[0][1]
+    try:
+        for r in routers:
+            r.start()
+        col = a.client().create_collection("peers")
+        col.add(**batch("p", 40, 4))
+        lost.kill()
+        col.add(**batch("q", 40, 5))  # through A: shard 0's part is a hint at A
+        seen_at_b = {r["name"]: r for r in replica_view(b)}["shard-0-1"]
+        assert seen_at_b["state"] == "stale" and seen_at_b["pending_hints"] == 0
+        assert b.client().get_collection("peers").count() == 80  # B does not read it
+        lost.start()
+        wait_in_sync(a, 60)
+        wait_in_sync(b, 10)  # A told B when the replay finished
+        assert records_of(lost, "peers") == records_of(replicas[0][0], "peers")
+    finally:
+        for r in routers:
+            r.stop()
+        if not lost.running:
+            lost.start()
