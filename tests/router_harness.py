@@ -31,7 +31,7 @@ def start_servers(n: int) -> list[ChromaServer]:
 
 def make_topology(shard_urls: list[list[str]], **router: Any) -> Topology:
     extra: dict[str, Any] = {}
-    for key in ("encoder", "hnsw", "slo"):
+    for key in ("encoder", "hnsw", "slo", "hints_dir", "replication", "fenced", "replica_states"):
         if key in router:
             extra[key] = router.pop(key)
     return Topology.model_validate(
@@ -65,6 +65,7 @@ class RouterProcess:
         self.topology_path = self.dir / "topology.json"
         self.write_topology(topology)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.preexec: Any = None  # e.g. a resource limit set in the child before exec
 
     @property
     def url(self) -> str:
@@ -97,6 +98,7 @@ class RouterProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec,
         )
         deadline = time.monotonic() + 120  # Python starts slowly on a busy shared machine
         while time.monotonic() < deadline:
@@ -108,10 +110,18 @@ class RouterProcess:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
+        self.kill()  # never leave a half-started router behind
         raise RuntimeError(f"router did not start: {self.log_tail()}")
 
     def log_tail(self) -> str:
         return (self.dir / "router.log").read_bytes()[-3000:].decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL at once: a router that dies mid-write."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -53,6 +53,15 @@ class CacheTopology(_Strict):
     ttl_seconds: float = 30.0
 
 
+class HedgingTopology(_Strict):
+    """Hedged reads: a read sub-request slower than its shard's recent p95 also goes to a
+    second in-sync replica; the first answer wins. Never applied to writes."""
+
+    enabled: bool = True
+    max_fraction: float = Field(default=0.05, ge=0, le=1)
+    floor_ms: float = Field(default=5.0, ge=0)
+
+
 class RouterTopology(_Strict):
     shard_timeout_seconds: float = 10.0
     partial_results: bool = False
@@ -60,9 +69,26 @@ class RouterTopology(_Strict):
         default=100_000, description="Largest collection an exact search may scan"
     )
     cache: CacheTopology = CacheTopology()
+    hedging: HedgingTopology = HedgingTopology()
     peers: list[str] = Field(
         default_factory=list,
         description="Base URLs of every router; a write through one invalidates the others",
+    )
+
+
+class ReplicationTopology(_Strict):
+    """Write acknowledgement and hint logs (only matters with two or more replicas)."""
+
+    min_acks: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of the owning shard that must take a write before it is "
+        "acknowledged; the others get hints",
+    )
+    max_hint_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="A hint log larger than this is dropped and its replica needs a full repair",
     )
 
 
@@ -135,29 +161,34 @@ class Topology(_Strict):
     router: RouterTopology = RouterTopology()
     encoder: EncoderTopology | None = None
     slo: SloTopology = SloTopology()
-    replica_states: dict[str, str] = Field(
+    replication: ReplicationTopology = ReplicationTopology()
+    replica_states: dict[str, Literal["in-sync", "stale", "repairing", "fenced"]] = Field(
         default_factory=dict,
-        description="Replica name (shard-<i>-<r>) -> in-sync | stale | repairing | fenced, "
-        "as the operator last collected it from the routers; absent means in-sync",
+        description="Published replica states by name (shard-<i>-<r>), as the operator last "
+        "collected them from the routers; a router never reads a replica listed here as "
+        "anything but in-sync",
+    )
+    fenced: list[str] = Field(
+        default_factory=list,
+        description="Replica names that take no reads; their writes become hints until unfenced",
+    )
+    hints_dir: str | None = Field(
+        default=None,
+        description="Directory of this router's hint logs (one file per replica); "
+        "unset: hints are kept in memory only and lost with the router",
     )
     placement: PlacementTopology | None = Field(
         default=None,
         description="Record placement epoch; None means every listed shard places records",
     )
+    auth: AuthTopology | None = None
+    tls: TlsTopology | None = None
 
     def current_placement(self) -> PlacementTopology:
         """The placement in force (a topology without one: stable over its shards)."""
         if self.placement is not None:
             return self.placement
         return PlacementTopology(shards=len(self.shards))
-
-    fenced: list[str] = Field(
-        default_factory=list,
-        description="Replicas (shard-<i>-<r>) taken out of reads and writes: writes meant "
-        "for them become hints, replayed when they are unfenced",
-    )
-    auth: AuthTopology | None = None
-    tls: TlsTopology | None = None
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) so the same topology is the same bytes."""

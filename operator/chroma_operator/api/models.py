@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "chroma.operator.dev"
@@ -131,6 +131,33 @@ class Cache(Model):
     )
 
 
+class Hedging(Model):
+    """Hedged reads: a slow read sub-request also goes to a second in-sync replica."""
+
+    enabled: bool = Field(default=True, description="Hedge reads slower than the shard's p95")
+    max_fraction: float = Field(
+        default=0.05, ge=0, le=1, description="Most hedges as a fraction of read sub-requests"
+    )
+
+
+class Replication(Model):
+    """How writes are acknowledged when shards have two or more replicas."""
+
+    min_acks: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Replicas of the owning shard that must take a write before it is "
+        "acknowledged; replicas that miss it get durable hints and catch up",
+    )
+    max_hint_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Cap of one router's hint log per replica; past it the log is dropped "
+        "and the replica needs `chroma-operator repair`",
+    )
+
+
 class Router(Model):
     """The query router: a sidecar in every shard pod, behind the cluster's Service."""
 
@@ -160,6 +187,7 @@ class Router(Model):
         default_factory=lambda: _resources("100m", "128Mi", "512Mi"),
         description="Resources of the router container",
     )
+    hedging: Hedging = Field(default_factory=Hedging, description="Hedged reads")
 
 
 class Batching(Model):
@@ -481,6 +509,9 @@ class ChromaClusterSpec(Model):
         default=1, ge=1, le=9, description="Pods per shard, each holding the whole shard"
     )
     storage: Storage = Field(default_factory=Storage, description="Persistent storage per pod")
+    replication: Replication = Field(
+        default_factory=Replication, description="Write acknowledgement and hint logs"
+    )
     resources: Resources = Field(
         default_factory=lambda: _resources("500m", "1Gi", "4Gi"),
         description="Resources of the chroma container",
@@ -501,6 +532,19 @@ class ChromaClusterSpec(Model):
         default_factory=dict,
         description="Chroma server settings merged over the generated ones (e.g. allow_reset: true)",
     )
+
+    @model_validator(mode="after")
+    def _min_acks_fit(self) -> ChromaClusterSpec:
+        return _check_replication(self)
+
+
+def _check_replication(spec: ChromaClusterSpec) -> ChromaClusterSpec:
+    if spec.replication.min_acks > spec.replicas:
+        raise ValueError(
+            f"replication.minAcks ({spec.replication.min_acks}) cannot exceed replicas "
+            f"({spec.replicas}): no write could ever be acknowledged"
+        )
+    return spec
 
 
 class Condition(Model):

@@ -16,8 +16,10 @@ from chroma_operator.topology import (
     AuthTopology,
     CacheTopology,
     EncoderTopology,
+    HedgingTopology,
     HnswDefaults,
     PlacementTopology,
+    ReplicationTopology,
     RouterTopology,
     ShardTopology,
     SloTopology,
@@ -76,6 +78,7 @@ def build_topology(
     fenced: Sequence[str] = (),
     auth_dir: str | None = None,
     tls_dir: str | None = None,
+    hints_dir: str | None = None,
 ) -> Topology:
     """The topology routers read; endpoints are given so the same spec serves k8s and local.
 
@@ -99,7 +102,16 @@ def build_topology(
                 ttl_seconds=spec.router.cache.ttl_seconds,
             ),
             peers=list(router_peers),
+            hedging=HedgingTopology(
+                enabled=spec.router.hedging.enabled,
+                max_fraction=spec.router.hedging.max_fraction,
+            ),
         ),
+        replication=ReplicationTopology(
+            min_acks=spec.replication.min_acks,
+            max_hint_bytes=spec.replication.max_hint_bytes,
+        ),
+        hints_dir=hints_dir,
         encoder=(
             EncoderTopology(url=encoder_url, model=spec.encoder.model)
             if spec.encoder.enabled and encoder_url
@@ -157,6 +169,7 @@ def kubernetes_topology(
         fenced=fenced,
         auth_dir=naming.AUTH_DIR,
         tls_dir=naming.TLS_DIR,
+        hints_dir=naming.HINTS_DIR,
     )
 
 

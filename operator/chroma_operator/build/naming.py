@@ -27,6 +27,10 @@ def router_scheme(tls: bool) -> str:
     return "https" if tls else "http"
 
 
+HINTS_DIR = "/var/lib/chroma-router/hints"
+HINTS_SUBPATH = "router-hints"  # on the pod's data volume: hints live as long as the pod's PVC
+
+
 def config_map(cluster: str) -> str:
     return f"{cluster}-config"
 

@@ -94,6 +94,9 @@ def _router_container(spec: ChromaClusterSpec) -> dict[str, Any]:
             {"name": "topology", "mountPath": naming.CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
             *secrets,
+            # Hint logs must outlive the router (and the pod): a subPath of the pod's
+            # own PersistentVolumeClaim, not an emptyDir.
+            {"name": "data", "mountPath": naming.HINTS_DIR, "subPath": naming.HINTS_SUBPATH},
         ],
     }
 

@@ -266,6 +266,25 @@ def down(
     )
 
 
+REPLICA_STYLE = {
+    "in-sync": "[green]",
+    "stale": "[yellow]",
+    "repairing": "[red]",
+    "fenced": "[blue]",
+}
+
+
+def replica_states(router_url: str) -> dict[str, dict[str, Any]]:
+    """Each replica's state as the router sees it ({} when the router does not answer)."""
+    import httpx
+
+    try:
+        resp = httpx.get(router_url + "/internal/replicas", timeout=2.0)
+        return {r["name"]: r for r in resp.json()["replicas"]} if resp.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return {}
+
+
 @app.command("status")
 def status(
     name: str | None = typer.Argument(None, help="Cluster name (when several run here)"),
@@ -277,12 +296,16 @@ def status(
 
     plan = _plan_from_dir(_find_dir(name, directory))
     rows = Supervisor(plan).status()
+    replicas = replica_states(plan.url)
     table = Table(title=f"{plan.cluster} ({plan.url})")
-    for col in ("process", "pid", "port", "state"):
+    for col in ("process", "pid", "port", "state", "replica", "pending hints"):
         table.add_column(col)
     for r in rows:
         state = "[green]healthy" if r.healthy else ("[yellow]starting" if r.alive else "[red]down")
-        table.add_row(r.name, str(r.pid or "-"), str(r.port), state)
+        rep = replicas.get(r.name)
+        rep_state = "-" if rep is None else REPLICA_STYLE.get(rep["state"], "") + rep["state"]
+        hints = "-" if rep is None else str(rep["pending_hints"])
+        table.add_row(r.name, str(r.pid or "-"), str(r.port), state, rep_state, hints)
     Console().print(table)
     if not all(r.healthy for r in rows):
         typer.echo(

@@ -143,6 +143,7 @@ def plan_local(
         encoder_url=encoder_url,
         auth_dir=str(secrets_dir / (spec.auth.secret_name or "")),
         tls_dir=str(secrets_dir / (spec.tls.secret_name or "")),
+        hints_dir=str(directory / "router-hints"),
     )
     secret_files = {
         secrets_dir / name / key: value

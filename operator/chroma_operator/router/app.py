@@ -17,6 +17,7 @@ from starlette.routing import Route
 from chroma_operator.router.collection_routes import CollectionRoutes
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.record_routes import RecordRoutes
+from chroma_operator.router.replica_routes import ReplicaRoutes
 from chroma_operator.router.system_routes import SystemRoutes
 from chroma_operator.router.topology_source import TopologySource
 from chroma_operator.topology import Topology
@@ -33,7 +34,8 @@ def build_routes(core: RouterCore) -> list[Route]:
         *CollectionRoutes(core).routes(),
     ]
     system.known = specific
-    return [*specific, *system.operational_routes(), system.fallback_route()]
+    internal = [*system.operational_routes(), *ReplicaRoutes(core).routes()]
+    return [*specific, *internal, system.fallback_route()]
 
 
 def create_app(

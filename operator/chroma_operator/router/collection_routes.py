@@ -175,7 +175,14 @@ class CollectionRoutes:
         body = v.parse_object(raw)
         headers = auth_headers(request)
         calls = {
-            s: st.pool.write(s, "PUT", lambda ep: coll.path(ep), content=raw, headers=headers)
+            s: st.pool.write(
+                s,
+                "PUT",
+                lambda ep: coll.path(ep),
+                content=raw,
+                headers=headers,
+                where=(coll.tenant, coll.database, coll.name, ""),
+            )
             for s in range(st.pool.num_shards)
         }
         try:

@@ -89,12 +89,21 @@ class CollectionMap:
                 return coll.client_id
         return None
 
+    def readable(self) -> list[tuple[int, str]]:
+        """Replicas that are read from: in sync (a stale or hung one is not asked)."""
+        book = self.pool.book
+        targets = self.pool.all_endpoints()
+        return targets if book is None else [(s, ep) for s, ep in targets if book.in_sync(ep)]
+
+    def complete(self, coll: ResolvedCollection) -> bool:
+        return all(ep in coll.ids for _, ep in self.readable())
+
     async def _by_name_everywhere(
         self, tenant: str, database: str, name: str, headers: Mapping[str, str]
     ) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str]]]:
         """Each replica's model of `name`, and the replicas that answered "not found"."""
         path = f"{db_path(tenant, database)}/collections/{quote(name, safe='')}"
-        targets = self.pool.all_endpoints()
+        targets = self.readable()
         results = await asyncio.gather(
             *(self.pool.call(s, ep, "GET", path, headers=headers) for s, ep in targets),
             return_exceptions=True,
@@ -172,7 +181,8 @@ class CollectionMap:
     ) -> ResolvedCollection:
         """The collection behind `client_id`, asking the shards only the first time."""
         coll = self._known.get((tenant, database, client_id))
-        if coll is not None and not (need_dimension and coll.dimension is None):
+        fresh = coll is not None and not (need_dimension and coll.dimension is None)
+        if coll is not None and fresh and self.complete(coll):
             return coll
         primary = self.pool.primary
         path = f"{db_path(tenant, database)}/collections/by-id/{client_id}"
@@ -191,8 +201,8 @@ class CollectionMap:
         models[primary] = primary_model
         learned = self.learn(tenant, database, name, models)
         assert learned is not None
-        if len(learned.ids) < len(self.pool.all_endpoints()):
-            # Some replica did not answer: use what we have, ask again next time.
+        if not self.complete(learned):
+            # Some in-sync replica did not answer: use what we have, ask again next time.
             self.forget(tenant, database, learned.client_id)
         return learned
 

@@ -23,12 +23,14 @@ from starlette.routing import Route
 
 from chroma_operator.router.auth import AuthGate
 from chroma_operator.router.cache import QueryCache
+from chroma_operator.router.catchup import CatchUp
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.permissions import CLUSTER_ADMIN, route_needs
 from chroma_operator.router.recall import RecallSampler
+from chroma_operator.router.replicas import ReplicaBook
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.state import State
 from chroma_operator.router.tls import peer_verify
@@ -80,6 +82,9 @@ class RouterCore:
         self.reload_interval = reload_interval
         self.access_log = access_log  # one line per request (5xx answers are always logged)
         self.metrics = RouterMetrics(source.current.slo.latency_thresholds_ms)
+        self.book = ReplicaBook(source.current)
+        self.book.announcer = self.announce_replicas
+        self.catchup = CatchUp(self.book, lambda: self.state.pool, self.metrics)
         self.state = self.make_state(source.current)
         self.auth = AuthGate(source.current.auth)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
@@ -92,7 +97,7 @@ class RouterCore:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def make_state(self, topology: Topology) -> State:
-        pool = ShardPool(topology, self.metrics)
+        pool = ShardPool(topology, self.metrics, self.book)
         slo = topology.slo
         recall = RecallSampler(
             self.metrics, slo.recall_sample_rate, slo.recall_k, slo.recall_max_per_second
@@ -108,12 +113,17 @@ class RouterCore:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        watch = self.source.path is not None or self.auth.enabled
-        task = asyncio.create_task(self._watch()) if watch else None
+        tasks = [asyncio.create_task(self.catchup.run())]
+        if self.source.path is not None or self.auth.enabled:
+            tasks.append(asyncio.create_task(self._watch()))
+        # A restarted router: its reloaded hint logs make replicas stale; learn what the
+        # peers hold too, and tell them what this one holds, before serving.
+        await self.learn_from_peers()
+        await self.announce_replicas()
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -139,6 +149,7 @@ class RouterCore:
                 continue
             old_state = self.state
             old = old_state.pool
+            self.book.update(topology)
             self.state = self.make_state(topology)
             self.metrics.topology_reloads.labels("ok").inc()
             log.info("topology reloaded: %d shards", len(topology.shards))
@@ -286,6 +297,60 @@ class RouterCore:
         for peer, r in zip(peers, results, strict=True):
             if isinstance(r, BaseException):
                 log.warning("could not tell peer %s to invalidate: %s", peer, r)
+
+    async def announce_replicas(self) -> None:
+        """Tell every peer router this router's own replica view (stale = hints held here)."""
+        peers = self.state.topology.router.peers
+        if not peers:
+            return
+        body = orjson.dumps(self.book.own_view())
+        results = await asyncio.gather(
+            *(
+                self.peer_client.post(
+                    p.rstrip("/") + "/internal/replicas/notice",
+                    content=body,
+                    headers={"content-type": "application/json", **self.auth.peer_headers()},
+                )
+                for p in peers
+            ),
+            return_exceptions=True,
+        )
+        for peer, r in zip(peers, results, strict=True):
+            if isinstance(r, BaseException):
+                log.debug("could not tell peer %s about replicas: %s", peer, r)
+
+    async def forward_to_peers(self, path: str, body: dict[str, Any]) -> None:
+        """The same internal request to every peer router (holds, repairs)."""
+        content = orjson.dumps(body)
+        peers = self.state.topology.router.peers
+        await asyncio.gather(
+            *(
+                self.peer_client.post(
+                    p.rstrip("/") + path,
+                    content=content,
+                    headers={"content-type": "application/json", **self.auth.peer_headers()},
+                )
+                for p in peers
+            ),
+            return_exceptions=True,
+        )
+
+    async def learn_from_peers(self) -> None:
+        """At start-up: which replicas do the peers hold hints for (or hold for backup)?"""
+        peers = self.state.topology.router.peers
+        results = await asyncio.gather(
+            *(
+                self.peer_client.get(
+                    p.rstrip("/") + "/internal/replicas/own", headers=self.auth.peer_headers()
+                )
+                for p in peers
+            ),
+            return_exceptions=True,
+        )
+        for r in results:
+            if isinstance(r, httpx.Response) and r.status_code == 200:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    self.book.apply_notice(r.json())
 
     async def preflight(self, st: State, headers: Mapping[str, str]) -> dict[str, Any]:
         """The shards' pre-flight checks combined: the smallest batch, base64 if all can."""

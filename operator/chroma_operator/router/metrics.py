@@ -129,3 +129,44 @@ class RouterMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.hints_pending = Gauge(
+            "chroma_router_hints_pending",
+            "Writes waiting in this router's hint log, per replica",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.hints_written = Counter(
+            "chroma_router_hints_written_total",
+            "Writes a replica missed and that went to its hint log",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.hints_replayed = Counter(
+            "chroma_router_hints_replayed_total",
+            "Hinted writes replayed to their replica",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.hints_replayed_records = Counter(
+            "chroma_router_hints_replayed_records_total",
+            "Records carried by the replayed hints (the replay rate)",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.replicas_by_state = Gauge(
+            "chroma_router_replicas",
+            "Replicas by state as this router sees them (in-sync, stale, repairing, fenced)",
+            ["state"],
+            registry=self.registry,
+        )
+        self.hedges = Counter(
+            "chroma_router_hedged_reads_total",
+            "Read sub-requests also sent to a second replica, by which answered first",
+            ["shard", "winner"],
+            registry=self.registry,
+        )
+        self.read_subrequests = Counter(
+            "chroma_router_read_subrequests_total",
+            "Read sub-requests (the base of the hedge budget)",
+            registry=self.registry,
+        )

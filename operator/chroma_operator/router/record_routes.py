@@ -118,7 +118,12 @@ class RecordRoutes:
         """Each owning shard takes its part; the cache forgets the collection either way."""
         sends: dict[int, Awaitable[list[Reply]]] = {
             s: st.pool.write(
-                s, "POST", lambda ep: coll.path(ep, suffix), content=content, headers=headers
+                s,
+                "POST",
+                lambda ep: coll.path(ep, suffix),
+                content=content,
+                headers=headers,
+                where=(coll.tenant, coll.database, coll.name, suffix),
             )
             for s, content in parts.items()
         }

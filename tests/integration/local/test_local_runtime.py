@@ -105,6 +105,7 @@ def test_status_lists_every_process_healthy(cluster: tuple[Path, int]) -> None:
     for name in ("shard-0-0", "shard-1-0", "encoder", "router"):
         assert name in out.stdout
     assert out.stdout.count("healthy") == 4
+    assert out.stdout.count("in-sync") == 2  # each replica's state, from the router
 
 
 def test_dead_shard_shows_in_status_and_up_restarts_only_it(

@@ -1,0 +1,191 @@
+"""Write acknowledgement with replicas: who must take a write, and hints for the rest.
+
+A write goes live to the shard's in-sync replicas, in parallel, each bounded by the shard
+timeout. It stands when at least `replication.min_acks` of them took it (answered with
+anything but a gateway/server error). Every replica that missed it -- it was down, hung,
+stale, fenced or held for a backup -- gets the exact request appended to its hint log,
+fsynced, before the client hears "ok". A write no replica took fails, naming the shard,
+and leaves no hints (so replicas agree on what failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from chroma_operator.router.collections import reply_error
+from chroma_operator.router.errors import ChromaHTTPError
+from chroma_operator.router.hints import Hint, HintLogError, HintLogFull
+from chroma_operator.router.replicas import Replica
+from chroma_operator.router.shards import PathFor, Reply, ShardCallError, Where
+
+if TYPE_CHECKING:
+    from chroma_operator.router.shards import ShardPool
+
+
+class WriteAcks:
+    def __init__(self, pool: ShardPool) -> None:
+        self.pool = pool
+
+    async def write(
+        self,
+        shard: int,
+        method: str,
+        path_for: PathFor,
+        *,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        where: Where | None,
+    ) -> list[Reply]:
+        pool = self.pool
+        book = pool.book
+        if book is None:
+            return await self._everywhere(shard, method, path_for, content, headers)
+        blocked = book.write_blocked(shard)
+        if blocked is not None:
+            wait = max(1, int(blocked.expires - time.monotonic()))
+            raise ChromaHTTPError(
+                503,
+                "ChromaError",
+                f"Shard {shard} is held for a backup and has no other replica; "
+                "retry after the backup releases it",
+                {"Retry-After": str(min(wait, 30))},
+            )
+        live: list[tuple[Replica, str]] = []
+        later: list[Replica] = []
+        for ep in pool.shards[shard]:
+            rep = book.get(ep)
+            assert rep is not None
+            state = book.state(rep)
+            path = path_for(ep)
+            if state == "in-sync" and path is not None:
+                live.append((rep, path))
+            elif state == "repairing":
+                continue  # a full repair copies everything; no hints for it
+            else:
+                later.append(rep)
+        results = await asyncio.gather(
+            *(
+                pool.call(shard, rep.endpoint, method, path, content=content, headers=headers)
+                for rep, path in live
+            ),
+            return_exceptions=True,
+        )
+        took: list[Reply] = []
+        missed: list[Replica] = []
+        failed_live: set[str] = set()
+        errors: list[ShardCallError] = []
+        bad: list[Reply] = []
+        for (rep, _), r in zip(live, results, strict=True):
+            if isinstance(r, ShardCallError):
+                errors.append(r)
+            elif isinstance(r, BaseException):
+                raise r
+            elif r.status >= 500:
+                bad.append(r)
+            else:
+                took.append(r)
+                continue
+            missed.append(rep)
+            failed_live.add(rep.endpoint)
+        if not took:
+            if bad:
+                raise reply_error(bad[0], f"shard {shard}: ")
+            if errors:
+                raise errors[0]
+            raise ShardCallError(shard, pool.shards[shard][0], "no in-sync replica took the write")
+        if not any(r.ok for r in took):
+            return took  # refused everywhere it went (a bad request): nothing to hint
+        changed = False
+        for rep in missed:
+            changed |= book.mark_stale(rep)
+        if changed:
+            await book.announce()
+        hint_args = (shard, method, path_for, content, headers, where, failed_live)
+        await asyncio.gather(*(self._hint(rep, *hint_args) for rep in [*missed, *later]))
+        need = book.topology.replication.min_acks
+        if len(took) < need:
+            raise ChromaHTTPError(
+                503,
+                "ChromaError",
+                f"Shard {shard}: only {len(took)} replica(s) took the write, {need} required "
+                "(replication.min_acks); the others get it from hints, and retrying the same "
+                "request converges",
+            )
+        return took
+
+    async def _hint(
+        self,
+        rep: Replica,
+        shard: int,
+        method: str,
+        path_for: PathFor,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        where: Where | None,
+        failed_live: set[str],
+    ) -> None:
+        """Make the replica's copy of this write durable in its hint log."""
+        pool = self.pool
+        book = pool.book
+        assert book is not None
+        path = path_for(rep.endpoint)
+        async with rep.log.lock:
+            if rep.endpoint not in failed_live and book.state(rep) == "in-sync" and path:
+                # It caught up while this write was in flight: it can take it live.
+                try:
+                    reply = await pool.call(
+                        shard, rep.endpoint, method, path, content=content, headers=headers
+                    )
+                    if reply.status < 500:
+                        return
+                except ShardCallError:
+                    pass
+                if book.mark_stale(rep):
+                    book.spawn_announce()
+            if rep.repairing:
+                return
+            hint = Hint(method, path, content, dict(headers or {}), where)
+            try:
+                await rep.log.append(hint)
+            except HintLogFull:
+                rep.stale = False
+                pool.metrics.hints_pending.labels(rep.name).set(0)
+                book.spawn_announce()
+                return
+            except HintLogError as exc:
+                rep.mark_repair()
+                book.spawn_announce()
+                raise ChromaHTTPError(
+                    503,
+                    "ChromaError",
+                    f"Shard {shard}: write not acknowledged: replica {rep.name} missed it and "
+                    f"its hint could not be kept ({exc}); it now needs a full repair",
+                ) from exc
+            rep.stale = True
+            pool.metrics.hints_written.labels(rep.name).inc()
+            pool.metrics.hints_pending.labels(rep.name).set(rep.log.pending)
+
+    async def _everywhere(
+        self,
+        shard: int,
+        method: str,
+        path_for: PathFor,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> list[Reply]:
+        """No replica book (bare pools in tools): every replica, any failure raises."""
+        calls = []
+        for ep in self.pool.shards[shard]:
+            path = path_for(ep)
+            if path is None:
+                raise ShardCallError(shard, ep, "collection unknown on this replica")
+            calls.append(self.pool.call(shard, ep, method, path, content=content, headers=headers))
+        replies: list[Reply] = []
+        for r in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(r, BaseException):
+                raise r
+            replies.append(r)
+        return replies

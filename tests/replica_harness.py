@@ -1,0 +1,72 @@
+"""Helpers for the replica tests: the router over a grid of replicas, its replica view,
+waiting for catch-up, and every record of one replica for byte-for-byte comparison."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from chroma_operator.local.chroma_server import ChromaServer
+from router_harness import RouterProcess, http_client, make_topology
+
+DIM = 8
+SHARD_TIMEOUT = 5.0  # generous: a loaded CI machine must not look like a hung replica
+
+
+def router_for(grid: list[list[ChromaServer]], hints: Path, **replication: Any) -> RouterProcess:
+    topology = make_topology(
+        [[s.url for s in shard] for shard in grid],
+        shard_timeout_seconds=SHARD_TIMEOUT,
+        hints_dir=str(hints),
+        replication=replication,
+    )
+    return RouterProcess(topology)
+
+
+def replica_view(router: RouterProcess) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = httpx.get(router.url + "/internal/replicas", timeout=5).json()[
+        "replicas"
+    ]
+    return rows
+
+
+def wait_in_sync(router: RouterProcess, timeout: float) -> float:
+    """Seconds until every replica is in sync with no pending hints."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            rows = replica_view(router)
+            if all(r["state"] == "in-sync" and r["pending_hints"] == 0 for r in rows):
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"replicas not in sync after {timeout}s: {replica_view(router)}")
+
+
+def records_of(server: ChromaServer, name: str) -> dict[str, tuple[bytes, Any, Any]]:
+    """Every record of one replica: id -> (embedding bytes, document, metadata)."""
+    got = (
+        http_client(server.port)
+        .get_collection(name)
+        .get(include=["embeddings", "documents", "metadatas"])
+    )
+    return {
+        i: (np.asarray(e, dtype=np.float32).tobytes(), d, m)
+        for i, e, d, m in zip(
+            got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True
+        )
+    }
+
+
+def batch(prefix: str, n: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        "ids": [f"{prefix}{i}" for i in range(n)],
+        "embeddings": rng.standard_normal((n, DIM)).astype(np.float32),
+        "metadatas": [{"i": i} for i in range(n)],
+    }
