@@ -31,3 +31,15 @@ def quickstart() -> dict[str, Any]:
 def production() -> dict[str, Any]:
     doc: dict[str, Any] = load_yaml(EXAMPLES / "production.yaml")
     return doc
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Test files share one module namespace (no packages): a basename used twice would
+    stop collection, so say which files clash before pytest's less direct error."""
+    from collections import Counter
+
+    root = Path(__file__).parent
+    names = Counter(p.name for p in root.rglob("test_*.py"))
+    clashes = sorted(n for n, c in names.items() if c > 1)
+    if clashes:
+        raise pytest.UsageError(f"test file basenames must be unique: {', '.join(clashes)}")
