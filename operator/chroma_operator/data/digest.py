@@ -62,6 +62,12 @@ def mode_for_space(space: str | None) -> EmbeddingMode:
     return "direction" if space == "cosine" else "exact"
 
 
+def mode_for_collection(model: dict[str, Any] | None) -> EmbeddingMode:
+    """The embedding mode of a collection from its model (as Chroma lists it)."""
+    config = (model or {}).get("configuration_json") or {}
+    return mode_for_space((config.get("hnsw") or {}).get("space"))
+
+
 def _unit(embedding: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     v = np.asarray(embedding, dtype=np.float64)
     norm = float(np.sqrt(np.dot(v, v)))

@@ -27,7 +27,7 @@ from chroma_operator.data.digest import (
     EmbeddingMode,
     bucket_of,
     digest_records,
-    mode_for_space,
+    mode_for_collection,
     scan,
 )
 from chroma_operator.data.mover import RateLimiter
@@ -194,8 +194,7 @@ class Repairer:
             )
             return
         first = infos[holders[0].name] or {}
-        space = ((first.get("configuration_json") or {}).get("hnsw") or {}).get("space")
-        mode = mode_for_space(space)
+        mode = mode_for_collection(first)
 
         def ref_of(r: Replica) -> CollectionRef | None:
             info = infos.get(r.name)
@@ -307,29 +306,9 @@ class Repairer:
         self, target: Replica, result: CollectionResult, first: dict[str, Any]
     ) -> CollectionRef:
         """The collection on a replica that missed its creation, configured as the reference."""
-        http = self.http(target)
-        http.ensure_database(result.tenant, result.database)
-        config = {k: v for k, v in (first.get("configuration_json") or {}).items() if v}
-        try:
-            made = http.create_collection(
-                result.tenant,
-                result.database,
-                result.collection,
-                configuration=config,
-                metadata=first.get("metadata"),
-                get_or_create=True,
-            )
-        except ChromaCallError:
-            made = http.create_collection(
-                result.tenant,
-                result.database,
-                result.collection,
-                configuration={"hnsw": config["hnsw"]} if "hnsw" in config else None,
-                metadata=first.get("metadata"),
-                get_or_create=True,
-            )
+        ref = self.http(target).create_like(result.tenant, result.database, result.collection, first)
         result.created = True
-        return CollectionRef(result.tenant, result.database, str(made["id"]), result.collection)
+        return ref
 
     def _write(self, target: Replica, ref: CollectionRef, ch: plan.Changes) -> None:
         """Copies upsert; overwrites delete first (Chroma's upsert merges metadata and
