@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chroma_operator.data.chroma_http import ChromaCallError, ChromaHTTP, CollectionRef
+from chroma_operator.data.digest import id_pages
 from chroma_operator.data.mover import CollectionSink, CollectionSource, delete_ids
 from chroma_operator.data.records import RecordBatch
 from chroma_operator.router.placement import shard_for
@@ -137,24 +138,21 @@ class Shards:
 
     # --- records ---------------------------------------------------------------------
 
-    def scan_ids(self, shard: int, key: CollKey, page: int = 500) -> set[str] | None:
+    def scan_ids(self, shard: int, key: CollKey, size: int = 500) -> set[str] | None:
         """Every id on the shard's first replica (None: the collection is gone).
 
-        `get` pages by offset, so a delete behind the cursor would skip an id; pages
+        `get` pages by offset, so a delete behind the cursor would skip an id; the pages
         overlap by half, which tolerates that many deletes between two pages.
         """
         ref = self.ref(shard, key)
         if ref is None:
             return None
-        ids: set[str] = set()
-        offset = 0
         try:
-            while True:
-                batch = self.replicas[shard][0].get_ids(ref, offset=offset, limit=page)
-                ids.update(batch)
-                if len(batch) < page:
-                    return ids
-                offset += page // 2
+            return {
+                i
+                for page in id_pages(self.replicas[shard][0], ref, size, overlap=True)
+                for i in page
+            }
         except ChromaCallError as exc:
             if gone(exc):
                 return None
