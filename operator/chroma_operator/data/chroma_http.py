@@ -183,24 +183,21 @@ class ChromaHTTP:
         `hnsw` part, the part that decides how records are stored and compared."""
         self.ensure_database(tenant, database)
         config = {k: v for k, v in (model.get("configuration_json") or {}).items() if v}
+
+        def create(configuration: dict[str, Any] | None) -> dict[str, Any]:
+            return self.create_collection(
+                tenant,
+                database,
+                name,
+                configuration=configuration,
+                metadata=model.get("metadata"),
+                get_or_create=True,
+            )
+
         try:
-            made = self.create_collection(
-                tenant,
-                database,
-                name,
-                configuration=config,
-                metadata=model.get("metadata"),
-                get_or_create=True,
-            )
+            made = create(config)
         except ChromaCallError:
-            made = self.create_collection(
-                tenant,
-                database,
-                name,
-                configuration={"hnsw": config["hnsw"]} if "hnsw" in config else None,
-                metadata=model.get("metadata"),
-                get_or_create=True,
-            )
+            made = create({"hnsw": config["hnsw"]} if "hnsw" in config else None)
         return CollectionRef(tenant, database, str(made["id"]), name)
 
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
