@@ -175,6 +175,31 @@ class ChromaHTTP:
             body["metadata"] = metadata
         return dict(self.request("POST", f"{db_path(tenant, database)}/collections", body))
 
+    def create_like(
+        self, tenant: str, database: str, name: str, model: dict[str, Any]
+    ) -> CollectionRef:
+        """Create (or get) a collection configured as `model` (another server's copy),
+        database included. A configuration this server refuses is retried with only its
+        `hnsw` part, the part that decides how records are stored and compared."""
+        self.ensure_database(tenant, database)
+        config = {k: v for k, v in (model.get("configuration_json") or {}).items() if v}
+
+        def create(configuration: dict[str, Any] | None) -> dict[str, Any]:
+            return self.create_collection(
+                tenant,
+                database,
+                name,
+                configuration=configuration,
+                metadata=model.get("metadata"),
+                get_or_create=True,
+            )
+
+        try:
+            made = create(config)
+        except ChromaCallError:
+            made = create({"hnsw": config["hnsw"]} if "hnsw" in config else None)
+        return CollectionRef(tenant, database, str(made["id"]), name)
+
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
         path = f"{db_path(tenant, database)}/collections/{quote(name, safe='')}"
         self.request("DELETE", path, ok404=True)

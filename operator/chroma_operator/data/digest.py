@@ -22,7 +22,7 @@ names the ids that really differ. l2 and ip collections copy bit-exactly: "exact
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,6 +60,12 @@ DIRECTION_TOLERANCE = 1e-6
 def mode_for_space(space: str | None) -> EmbeddingMode:
     """How a collection's embeddings are hashed: by direction for cosine, exactly otherwise."""
     return "direction" if space == "cosine" else "exact"
+
+
+def mode_for_collection(model: dict[str, Any] | None) -> EmbeddingMode:
+    """The embedding mode of a collection from its model (as Chroma lists it)."""
+    config = (model or {}).get("configuration_json") or {}
+    return mode_for_space((config.get("hnsw") or {}).get("space"))
 
 
 def _unit(embedding: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -241,24 +247,49 @@ def fetch_bucket_records(
     return fetch_buckets(scan(http, ref, page_size), wanted, buckets)
 
 
+def id_pages(
+    http: ChromaHTTP, ref: CollectionRef, page_size: int | None = None, *, overlap: bool = False
+) -> Iterator[list[str]]:
+    """Pages of a collection's ids (no records on the wire), by offset. With `overlap` each
+    page starts half a page after the last one, so up to that many deletes between two
+    pages skip nothing (ids then repeat): for scans of a collection being written."""
+    size = page_size or http.max_batch_size()
+    step = max(1, size // 2) if overlap else size
+    offset = 0
+    while True:
+        ids = http.get_ids(ref, offset=offset, limit=size)
+        yield ids
+        if len(ids) < size:
+            return
+        offset += step
+
+
+def fetch_ids(
+    http: ChromaHTTP, ref: CollectionRef, ids: list[str], page_size: int | None = None
+) -> Iterator[RecordBatch]:
+    """The records with `ids` (all fields), fetched by id a page at a time."""
+    size = page_size or http.max_batch_size()
+    for start in range(0, len(ids), size):
+        yield http.get(ref, ids=ids[start : start + size])
+
+
 def bucket_ids(
     http: ChromaHTTP,
     ref: CollectionRef,
     wanted: Iterable[int],
     buckets: int = DEFAULT_BUCKETS,
     page_size: int | None = None,
+    on_page: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Ids (only) in the `wanted` buckets: cheap, to find ids a replica must delete."""
+    """Ids (only) in the `wanted` buckets: cheap, to find ids a replica must delete or
+    fetch. `on_page` sees how many ids each page read."""
     keep = set(wanted)
-    size = page_size or http.max_batch_size()
     out: list[str] = []
-    offset = 0
-    while True:
-        ids = http.get_ids(ref, offset=offset, limit=size)
+    for ids in id_pages(http, ref, page_size):
+        if on_page is not None:
+            on_page(len(ids))
         out.extend(i for i in ids if bucket_of(i, buckets) in keep)
-        if len(ids) < size:
-            return out
-        offset += len(ids)
+    return out
 
 
 def _same_record(a: RecordBatch, i: int, b: RecordBatch, j: int, mode: EmbeddingMode) -> bool:

@@ -127,11 +127,13 @@ def move(
     progress: bool = False,
     description: str = "moving",
     on_page: Callable[[MoveStats], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> MoveStats:
     """Copy records from `source` (from offset `cursor`) to `sink`; returns the counters.
 
     `on_page` sees the counters after each page is written: persist `stats.cursor` there
-    to resume after a crash (rewriting a page is harmless: sinks upsert).
+    to resume after a crash (rewriting a page is harmless: sinks upsert). `sleep` is how
+    the rate limit waits (a caller that must stop promptly passes an interruptible wait).
     """
     size = min(page_size or sink.max_batch_size, sink.max_batch_size)
     if size < 1:
@@ -157,7 +159,7 @@ def move(
                 bar.advance(n)
                 if on_page is not None:
                     on_page(stats)
-                limiter.take(n)
+                limiter.take(n, sleep)
             if n < size:
                 break
     finally:

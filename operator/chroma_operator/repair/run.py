@@ -25,12 +25,13 @@ from chroma_operator.data.digest import (
     DEFAULT_BUCKETS,
     Digest,
     EmbeddingMode,
-    bucket_of,
+    bucket_ids,
     digest_records,
-    mode_for_space,
+    fetch_ids,
+    mode_for_collection,
     scan,
 )
-from chroma_operator.data.mover import RateLimiter
+from chroma_operator.data.mover import CollectionSink, RateLimiter, delete_ids
 from chroma_operator.data.records import RecordBatch
 from chroma_operator.repair import plan
 from chroma_operator.repair.errors import EXIT_UNKNOWN_COLLECTION, RepairError
@@ -102,22 +103,9 @@ class Repairer:
         if ref is None:
             return []
         http = self.http(replica)
-        size = http.max_batch_size()
-        keep = set(wanted)
-        ids: list[str] = []
-        offset = 0
-        while True:
-            page = http.get_ids(ref, offset=offset, limit=size)
-            self._count(len(page))
-            ids.extend(i for i in page if bucket_of(i, self.opts.buckets) in keep)
-            if len(page) < size:
-                break
-            offset += len(page)
-        out = []
-        for start in range(0, len(ids), size):
-            batch = http.get(ref, ids=ids[start : start + size])
-            self._count(len(batch))
-            out.append(batch)
+        ids = bucket_ids(http, ref, wanted, self.opts.buckets, on_page=self._count)
+        out = list(fetch_ids(http, ref, ids))
+        self._count(sum(len(b) for b in out))
         return out
 
     def _count(self, n: int) -> None:
@@ -194,8 +182,7 @@ class Repairer:
             )
             return
         first = infos[holders[0].name] or {}
-        space = ((first.get("configuration_json") or {}).get("hnsw") or {}).get("space")
-        mode = mode_for_space(space)
+        mode = mode_for_collection(first)
 
         def ref_of(r: Replica) -> CollectionRef | None:
             info = infos.get(r.name)
@@ -307,44 +294,26 @@ class Repairer:
         self, target: Replica, result: CollectionResult, first: dict[str, Any]
     ) -> CollectionRef:
         """The collection on a replica that missed its creation, configured as the reference."""
-        http = self.http(target)
-        http.ensure_database(result.tenant, result.database)
-        config = {k: v for k, v in (first.get("configuration_json") or {}).items() if v}
-        try:
-            made = http.create_collection(
-                result.tenant,
-                result.database,
-                result.collection,
-                configuration=config,
-                metadata=first.get("metadata"),
-                get_or_create=True,
-            )
-        except ChromaCallError:
-            made = http.create_collection(
-                result.tenant,
-                result.database,
-                result.collection,
-                configuration={"hnsw": config["hnsw"]} if "hnsw" in config else None,
-                metadata=first.get("metadata"),
-                get_or_create=True,
-            )
+        ref = self.http(target).create_like(
+            result.tenant, result.database, result.collection, first
+        )
         result.created = True
-        return CollectionRef(result.tenant, result.database, str(made["id"]), result.collection)
+        return ref
 
     def _write(self, target: Replica, ref: CollectionRef, ch: plan.Changes) -> None:
         """Copies upsert; overwrites delete first (Chroma's upsert merges metadata and
         keeps fields given as None); removals delete. Pages of max_batch_size, paced."""
         http = self.http(target)
         size = http.max_batch_size()
-        for page in ch.copy.slices(size):
-            http.upsert(ref, page)
-            self.limiter.take(len(page))
-        for page in ch.overwrite.slices(size):
-            http.delete(ref, page.ids)
-            http.upsert(ref, page)
-            self.limiter.take(len(page))
+        for sink, batch in (
+            (CollectionSink(http, ref), ch.copy),
+            (CollectionSink(http, ref, replace=True), ch.overwrite),
+        ):
+            for page in batch.slices(size):
+                sink.write(page)
+                self.limiter.take(len(page))
         for start in range(0, len(ch.remove), size):
-            http.delete(ref, ch.remove[start : start + size])
+            delete_ids(http, ref, ch.remove[start : start + size])
             self.limiter.take(min(size, len(ch.remove) - start))
 
 

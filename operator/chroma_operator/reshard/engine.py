@@ -16,7 +16,17 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from chroma_operator.reshard import digest as dg
+from chroma_operator.data.chroma_http import ChromaCallError
+from chroma_operator.data.digest import (
+    EmbeddingMode,
+    bucket_of,
+    diff_buckets,
+    diff_records,
+    digest_records,
+    mode_for_collection,
+)
+from chroma_operator.data.mover import MoveStats, RateLimiter, move
+from chroma_operator.data.records import RecordBatch
 from chroma_operator.reshard.plan import (
     advance,
     begin,
@@ -26,7 +36,7 @@ from chroma_operator.reshard.plan import (
     with_placement,
 )
 from chroma_operator.reshard.progress import Progress
-from chroma_operator.reshard.shard_io import CollKey, MoveStopped, Records, ShardIO
+from chroma_operator.reshard.shard_io import CollKey, MoveStopped, OwnerSink, Shards, gone
 from chroma_operator.router.placement import shard_for
 from chroma_operator.topology import PlacementTopology, ShardTopology, Topology
 
@@ -57,12 +67,12 @@ def chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[i : i + size]
 
 
-def select(records: Records, keep: list[int]) -> Records:
-    out: Records = {"ids": [records["ids"][j] for j in keep]}
-    for f in ("embeddings", "documents", "metadatas", "uris"):
-        col = records.get(f)
-        out[f] = None if col is None else [col[j] for j in keep]
-    return out
+def moving_share(src: int, old: int, new: int) -> float:
+    """The expected share of a source shard's records that change owner (jump hash:
+    growing moves (new - old) / new of each old shard; shrinking empties shards >= new)."""
+    if new > old:
+        return (new - old) / new
+    return 1.0 if src >= new else 0.0
 
 
 class Engine:
@@ -82,8 +92,6 @@ class Engine:
         self.stop = stop or threading.Event()
         self.poll = poll
         self.progress = progress
-        self._paced_from = 0.0
-        self._paced_n = 0
 
     # --- entry points ----------------------------------------------------------------
 
@@ -129,7 +137,7 @@ class Engine:
 
     # --- phases ----------------------------------------------------------------------
 
-    def do_phase(self, io: ShardIO, p: PlacementTopology) -> None:
+    def do_phase(self, io: Shards, p: PlacementTopology) -> None:
         old, new = p.previous_shards or p.shards, p.shards
         colls = io.collections(self.tenants)
         prog = self._prog()
@@ -142,72 +150,92 @@ class Engine:
         elif p.phase == "backfill":
             if prog.backfill_started is None:
                 prog.backfill_started = time.time()
-            self._paced_from, self._paced_n = time.monotonic(), 0
             for key, model in colls:
                 if str(key) in prog.collections_done:
                     continue
                 for shard in range(max(old, new)):
                     io.ensure(shard, key, model)
-                self.backfill(io, key, old, new)
+                self.backfill(io, key, model, old, new)
                 prog.collections_done.append(str(key))
                 self._report()
             prog.backfill_seconds = time.time() - prog.backfill_started
         elif p.phase == "verify":
-            for key, _ in colls:
-                self.verify(io, key, old, new)
+            for key, model in colls:
+                self.verify(io, key, model, old, new)
                 self._report()
         elif p.phase == "cleanup":
             for key, _ in colls:
                 self.cleanup(io, key, old, new)
                 self._report()
 
-    def backfill(self, io: ShardIO, key: CollKey, old: int, new: int) -> None:
+    def backfill(self, io: Shards, key: CollKey, model: dict[str, Any], old: int, new: int) -> None:
         """Copy every record whose owner changes from its old owner to its new one."""
-        size = io.max_batch()
-        prog = self._prog()
         for src in source_shards(old, new):
-            ids = io.scan_ids(src, key)
-            if ids is None:
-                return  # deleted meanwhile: nothing to move
-            moved = sorted(i for i in ids if shard_for(i, new) != src)
-            prog.records_to_move += len(moved)
-            by_dest: dict[int, list[str]] = {}
-            for i in moved:
-                by_dest.setdefault(shard_for(i, new), []).append(i)
-            for dest, dest_ids in sorted(by_dest.items()):
-                for batch in chunks(dest_ids, size):
-                    self._pace(len(batch))
-                    records = io.fetch(src, key, batch)
-                    if records is None:
-                        return
-                    io.upsert(dest, key, records)
-                    prog.records_moved += len(records["ids"])
-                    self._report()
+            try:
+                if not self._backfill_from(io, key, src, old, new):
+                    return  # deleted meanwhile: nothing to move
+            except ChromaCallError as exc:
+                if not gone(exc):
+                    raise
+                return
+
+    def _backfill_from(self, io: Shards, key: CollKey, src: int, old: int, new: int) -> bool:
+        """One source shard through the shared mover: only ids whose owner changes, paced
+        at `self.rate` records read per second, resumed from its cursor. False: gone."""
+        source = io.source(src, key)
+        if source is None:
+            return False
+        prog = self._prog()
+        estimate = round((source.count() or 0) * moving_share(src, old, new))
+        prog.records_to_move += estimate
+        where = f"{key}#{src}"
+        moved = 0
+
+        def on_page(stats: MoveStats) -> None:
+            nonlocal moved
+            prog.records_moved += stats.moved - moved
+            moved = stats.moved
+            prog.cursors[where] = stats.cursor
+            self._report()
+
+        stats = move(
+            source,
+            OwnerSink(io, key, new),
+            predicate=lambda record_id: shard_for(record_id, new) != src,
+            cursor=prog.cursors.get(where, 0),
+            rate_limit=self.rate,
+            on_page=on_page,
+            sleep=self._sleep,
+        )
+        prog.records_to_move += stats.moved - estimate  # the estimate, made exact
+        return True
 
     def _side(
-        self, io: ShardIO, key: CollKey, ids: Iterable[str], count: int, size: int
-    ) -> dict[str, bytes] | None:
-        """Content hashes of `ids`, each read from its owner under `count` shards."""
+        self, io: Shards, key: CollKey, ids: Iterable[str], count: int, size: int
+    ) -> list[RecordBatch] | None:
+        """The records `ids`, each read from its owner under `count` shards."""
         groups: dict[int, list[str]] = {}
         for i in ids:
             groups.setdefault(shard_for(i, count), []).append(i)
-        out: dict[str, bytes] = {}
+        out: list[RecordBatch] = []
         for shard, shard_ids in sorted(groups.items()):
             for batch in chunks(sorted(shard_ids), size):
                 records = io.fetch(shard, key, batch)
                 if records is None:
                     return None
-                out.update(dg.record_hashes(records))
+                out.append(records)
         return out
 
-    def verify(self, io: ShardIO, key: CollKey, old: int, new: int) -> None:
+    def verify(self, io: Shards, key: CollKey, model: dict[str, Any], old: int, new: int) -> None:
         """Digests of the moved records equal on old and new owners, repairing until so.
 
-        The whole moved set is digested once on each side; ids in differing buckets are
-        then compared one by one (read close together) and repaired from the old owner,
-        which takes every write until cutover, until a round finds nothing to repair.
+        The whole moved set is digested once on each side (the shared replica digest,
+        by direction for cosine collections); ids in differing buckets are then compared
+        record by record (read close together) and repaired from the old owner, which
+        takes every write until cutover, until a round finds nothing to repair.
         """
         size = io.max_batch()
+        mode = mode_for_collection(model)
         prog = self._prog()
         out_ids: set[str] = set()  # on an old owner, owned elsewhere under `new`
         in_ids: set[str] = set()  # on a new owner, owned elsewhere under `old`
@@ -223,50 +251,60 @@ class Engine:
         dst = self._side(io, key, in_ids, new, size)
         if src is None or dst is None:
             return
-        suspects = dg.ids_in(dg.differing(dg.digest(src), dg.digest(dst)), out_ids | in_ids)
+        differ = set(diff_buckets(digest_records(src, mode=mode), digest_records(dst, mode=mode)))
+        suspects = sorted(i for i in out_ids | in_ids if bucket_of(i) in differ)
         prog.records_verified += len(out_ids)
         for _ in range(VERIFY_ROUNDS):
             if not suspects:
                 return
-            suspects = self.repair(io, key, suspects, old, new)
-            self.stop.wait(self.poll)
-            if self.stop.is_set():
-                raise MoveStopped
+            suspects = self.repair(io, key, suspects, old, new, mode)
+            self._sleep(self.poll)
         if suspects:
             raise VerifyFailed(
                 f"{key}: {len(suspects)} moved records still differ, e.g. {suspects[:3]}"
             )
 
-    def repair(self, io: ShardIO, key: CollKey, ids: list[str], old: int, new: int) -> list[str]:
-        """Compare `ids` on both sides now; copy or delete what differs. The differing ids."""
+    def repair(
+        self,
+        io: Shards,
+        key: CollKey,
+        ids: list[str],
+        old: int,
+        new: int,
+        mode: EmbeddingMode = "exact",
+    ) -> list[str]:
+        """Compare `ids` on both sides now; copy (replacing) or delete what differs.
+        Returns the ids that differed."""
         size = io.max_batch()
+        sink = OwnerSink(io, key, new, replace=True)  # upsert alone would merge metadata
         differ: list[str] = []
         for batch in chunks(ids, size):
-            src = self._side(io, key, batch, old, size) or {}
-            dst = self._side(io, key, batch, new, size) or {}
-            bad = [i for i in batch if src.get(i) != dst.get(i)]
-            differ.extend(bad)
-            for i in bad:
-                s, d = shard_for(i, old), shard_for(i, new)
-                if i in src:
-                    records = io.fetch(s, key, [i])
-                    if records is not None and records["ids"]:
-                        io.upsert(d, key, records)
-                else:
-                    io.delete(d, key, [i])
+            src = self._side(io, key, batch, old, size) or []
+            dst = self._side(io, key, batch, new, size) or []
+            bad = set(diff_records(src, dst, mode))
+            differ.extend(i for i in batch if i in bad)
+            held: set[str] = set()
+            for records in src:
+                part = records.filter(bad.__contains__)
+                held.update(part.ids)
+                if len(part):
+                    sink.write(part)
+            for i in sorted(bad - held):
+                io.delete(shard_for(i, new), key, [i])
         self._prog().records_repaired += len(differ)
         return differ
 
-    def cleanup(self, io: ShardIO, key: CollKey, old: int, new: int) -> None:
+    def cleanup(self, io: Shards, key: CollKey, old: int, new: int) -> None:
         """Delete from each remaining shard the copies it no longer owns."""
         size = io.max_batch()
+        limiter = RateLimiter(self.rate)
         for s in cleanup_shards(old, new):
             ids = io.scan_ids(s, key)
             if ids is None:
                 return
-            gone = sorted(i for i in ids if shard_for(i, new) != s)
-            for batch in chunks(gone, size):
-                self._pace(len(batch))
+            gone_ids = sorted(i for i in ids if shard_for(i, new) != s)
+            for batch in chunks(gone_ids, size):
+                limiter.take(len(batch), self._sleep)
                 io.delete(s, key, batch)
                 self._prog().records_cleaned += len(batch)
 
@@ -286,15 +324,13 @@ class Engine:
             if self.stop.wait(self.poll):
                 raise MoveStopped
 
-    def _io(self, t: Topology) -> ShardIO:
+    def _io(self, t: Topology) -> Shards:
         shards = [list(s.endpoints) for s in sorted(t.shards, key=lambda s: s.index)]
-        return ShardIO(shards, self.stop, self._pause)
+        return Shards(shards, self.stop, self._pause)
 
-    def _pace(self, n: int) -> None:
-        """Hold the copy rate at `self.rate` records per second."""
-        self._paced_n += n
-        ahead = self._paced_n / self.rate - (time.monotonic() - self._paced_from)
-        if ahead > 0 and self.stop.wait(ahead):
+    def _sleep(self, seconds: float) -> None:
+        """The pacing wait: ends early (raising MoveStopped) when the move is stopped."""
+        if self.stop.wait(seconds):
             raise MoveStopped
 
     def _prog(self) -> Progress:

@@ -27,6 +27,9 @@ class Progress:
     started: float = field(default_factory=time.time)
     backfill_started: float | None = None
     backfill_seconds: float = 0.0
+    # The mover's cursor per "collection#source shard" (in memory: a restarted operator
+    # resumes by collection, and rewriting a page is harmless).
+    cursors: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
