@@ -5,6 +5,7 @@ from __future__ import annotations
 from chroma_operator.api.models import ChromaCluster
 from chroma_operator.build import autoscaling, monitoring
 from chroma_operator.build.autoscaling import build_encoder_autoscaler
+from chroma_operator.build.backup import build_backup_cronjob, build_restore_job
 from chroma_operator.build.config import build_config_map
 from chroma_operator.build.encoder import build_encoder_deployment, build_encoder_service
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
@@ -41,6 +42,7 @@ def build_all(
     replica_states: dict[str, str] | None = None,
     placement: PlacementTopology | None = None,
     listed_shards: int | None = None,
+    restore: bool = False,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
@@ -48,7 +50,8 @@ def build_all(
     the spec's HNSW defaults for collections created from now on; the spec is untouched.
     `restarts` maps shard index to a restart token (a rolling restart, one shard at a time);
     `verify` (token, collection) asks for the Job that measures the result once loaded;
-    `replica_states` (replica name -> state, from status) go into the topology.
+    `replica_states` (replica name -> state, from status) go into the topology;
+    `restore` asks for the bootstrap restore Job (once the shards are ready).
     """
     spec = cluster.spec
     topo_spec = spec
@@ -87,5 +90,11 @@ def build_all(
     repair_request = (extra.get("annotations") or {}).get(REPAIR_ANNOTATION)
     if repair_request:
         out.append(build_repair_job(owner, spec, str(repair_request)))
+    backup_cron = build_backup_cronjob(owner, spec)
+    if backup_cron is not None:
+        out.append(backup_cron)
+    restore_job = build_restore_job(owner, spec) if restore else None
+    if restore_job is not None:
+        out.append(restore_job)
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

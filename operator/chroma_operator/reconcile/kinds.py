@@ -19,6 +19,7 @@ class Kind:
 
 
 CHROMA_CLUSTER = Kind(f"{API_GROUP}/{API_VERSION}", "ChromaCluster", PLURAL)
+CHROMA_BACKUP = Kind(f"{API_GROUP}/{API_VERSION}", "ChromaBackup", "chromabackups")
 
 CHILD_KINDS: tuple[Kind, ...] = (
     Kind("v1", "ConfigMap", "configmaps"),
@@ -39,7 +40,9 @@ EVENT = Kind("v1", "Event", "events")
 POD = Kind("v1", "Pod", "pods")
 """Read only: a tuning Job's result is its Pod's termination message."""
 
-_BY_KEY = {(k.api_version, k.kind): k for k in (CHROMA_CLUSTER, EVENT, POD, *CHILD_KINDS)}
+_BY_KEY = {
+    (k.api_version, k.kind): k for k in (CHROMA_CLUSTER, CHROMA_BACKUP, EVENT, POD, *CHILD_KINDS)
+}
 
 
 def lookup(api_version: str, kind: str) -> Kind:
