@@ -257,10 +257,23 @@ def test_backup_crd_admits_a_backup_and_freezes_its_spec() -> None:
         "metadata": {"name": "b1", "namespace": "default"},
         "spec": {"cluster": "search", "destination": "s3://bk/search", "credentialsSecret": "s3"},
     }
-    stored, errors = admit(crd, doc)
+    _stored, errors = admit(crd, doc)
     assert errors == []
     _, errors = admit(crd, {**doc, "spec": {"cluster": "search"}})
     assert any("destination" in e for e in errors)
     changed = {**doc, "spec": {**doc["spec"], "destination": "s3://other"}}
     _, errors = admit(crd, changed, old={"spec": doc["spec"]})
     assert any("cannot be changed" in e for e in errors)
+
+
+def test_backup_example_is_admitted_by_both_crds(repo_root: Path) -> None:
+    import yaml
+
+    from chroma_operator.api.backup_crd import build_backup_crd
+
+    crds = {"ChromaCluster": CRD, "ChromaBackup": build_backup_crd()}
+    docs = [d for d in yaml.safe_load_all((repo_root / "examples/backup.yaml").read_text()) if d]
+    assert {d["kind"] for d in docs} == set(crds)
+    for doc in docs:
+        _stored, errors = admit(crds[doc["kind"]], doc)
+        assert errors == [], (doc["kind"], errors)
