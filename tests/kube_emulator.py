@@ -206,6 +206,14 @@ def declare_resources(server: ApiServer) -> None:
         shortnames={"chroma", "cc"},
         verbs={"get", "list", "watch", "create", "patch", "delete"},
     )
+    server.resources[f"{API_GROUP}/{API_VERSION}/chromabackups"] = kmock.ResourceInfo(
+        kind="ChromaBackup",
+        singular="chromabackup",
+        namespaced=True,
+        subresources={"status"},
+        shortnames={"cbk"},
+        verbs={"get", "list", "watch", "create", "patch", "delete"},
+    )
 
 
 @contextmanager

@@ -94,9 +94,18 @@ def crd_command(
     reference: bool = typer.Option(
         False, "--reference", help="Print the field reference (Markdown)"
     ),
+    kind: str = typer.Option(
+        "ChromaCluster", "--kind", help="ChromaCluster or ChromaBackup (the CRD printed)"
+    ),
 ) -> None:
-    """Print the ChromaCluster CustomResourceDefinition (generated from the models)."""
-    text = reference_markdown() if reference else crd_yaml()
+    """Print a CustomResourceDefinition (generated from the models)."""
+    from chroma_operator.api.backup_crd import backup_crd_yaml
+
+    crds = {"chromacluster": crd_yaml, "chromabackup": backup_crd_yaml}
+    make = crds.get(kind.lower())
+    if make is None:
+        raise typer.BadParameter("ChromaCluster or ChromaBackup", param_hint="--kind")
+    text = reference_markdown() if reference else make()
     if output is None:
         typer.echo(text, nl=False)
     else:

@@ -73,6 +73,7 @@ def test_default_install(render: Render) -> None:
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "ClusterKopfPeering",
             "ClusterRole",
             "ClusterRoleBinding",
@@ -161,12 +162,14 @@ def test_peering_object_is_a_post_install_hook(render: Render) -> None:
 
 def test_chart_crd_equals_the_committed_crd(render: Render, repo_root: Path) -> None:
     committed = yaml.safe_load((repo_root / "crds" / "chromacluster.yaml").read_text())
-    (crd,) = [
+    backup = yaml.safe_load((repo_root / "crds" / "chromabackup.yaml").read_text())
+    crd, backup_crd = [
         d
         for d in render({"crds": {"keep": False}})
         if d["kind"] == "CustomResourceDefinition" and d["spec"]["group"] == "chroma.operator.dev"
     ]
     assert crd == committed
+    assert backup_crd == backup
     (kept,) = [
         d
         for d in by_kind(render(), "CustomResourceDefinition")

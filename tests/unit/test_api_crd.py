@@ -235,3 +235,45 @@ def test_readme_field_reference_is_current(repo_root: Path) -> None:
     readme = (repo_root / "README.md").read_text()
     section = readme.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
     assert section == reference_markdown(), "README field reference drifted: regenerate it"
+
+
+def test_committed_backup_crd_matches_the_models(repo_root: Path) -> None:
+    from chroma_operator.api.backup_crd import backup_crd_yaml
+
+    committed = (repo_root / "crds" / "chromabackup.yaml").read_text()
+    assert committed == backup_crd_yaml(), (
+        "crds/chromabackup.yaml drifted: run `chroma-operator crd --kind ChromaBackup "
+        "-o crds/chromabackup.yaml`"
+    )
+
+
+def test_backup_crd_admits_a_backup_and_freezes_its_spec() -> None:
+    from chroma_operator.api.backup_crd import build_backup_crd
+
+    crd = build_backup_crd()
+    doc = {
+        "apiVersion": "chroma.operator.dev/v1alpha1",
+        "kind": "ChromaBackup",
+        "metadata": {"name": "b1", "namespace": "default"},
+        "spec": {"cluster": "search", "destination": "s3://bk/search", "credentialsSecret": "s3"},
+    }
+    _stored, errors = admit(crd, doc)
+    assert errors == []
+    _, errors = admit(crd, {**doc, "spec": {"cluster": "search"}})
+    assert any("destination" in e for e in errors)
+    changed = {**doc, "spec": {**doc["spec"], "destination": "s3://other"}}
+    _, errors = admit(crd, changed, old={"spec": doc["spec"]})
+    assert any("cannot be changed" in e for e in errors)
+
+
+def test_backup_example_is_admitted_by_both_crds(repo_root: Path) -> None:
+    import yaml
+
+    from chroma_operator.api.backup_crd import build_backup_crd
+
+    crds = {"ChromaCluster": CRD, "ChromaBackup": build_backup_crd()}
+    docs = [d for d in yaml.safe_load_all((repo_root / "examples/backup.yaml").read_text()) if d]
+    assert {d["kind"] for d in docs} == set(crds)
+    for doc in docs:
+        _stored, errors = admit(crds[doc["kind"]], doc)
+        assert errors == [], (doc["kind"], errors)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from chroma_operator.api.backup_crd import build_backup_crd
 from chroma_operator.api.crd import build_crd
 from chroma_operator.cli import app
 from chroma_operator.install import InstallOptions, build_install
@@ -27,6 +28,7 @@ def test_stream_is_in_apply_order() -> None:
     kinds = [d["kind"] for d in _docs([])]
     assert kinds == [
         "Namespace",
+        "CustomResourceDefinition",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
@@ -78,7 +80,8 @@ def test_cluster_role_is_the_operator_rules() -> None:
 def test_crd_is_the_generated_one() -> None:
     crds = [d for d in build_install() if d["kind"] == "CustomResourceDefinition"]
     assert crds[0] == build_crd()
-    assert {c["spec"]["group"] for c in crds[1:]} == {"kopf.dev"}
+    assert crds[1] == build_backup_crd()
+    assert {c["spec"]["group"] for c in crds[2:]} == {"kopf.dev"}
 
 
 def test_image_and_ha_flags() -> None:

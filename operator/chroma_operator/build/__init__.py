@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from chroma_operator.api.models import ChromaCluster
 from chroma_operator.build import autoscaling, monitoring
 from chroma_operator.build.autoscaling import build_encoder_autoscaler
+from chroma_operator.build.backup import build_backup_cronjob, build_restore_job
 from chroma_operator.build.config import build_config_map
 from chroma_operator.build.encoder import build_encoder_deployment, build_encoder_service
 from chroma_operator.build.meta import Manifest, Owner, with_spec_hash
@@ -60,6 +61,7 @@ def build_all(
     placement: PlacementTopology | None = None,
     listed_shards: int | None = None,
     ops: Operations | None = None,
+    restore: bool = False,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
@@ -67,7 +69,8 @@ def build_all(
     the spec's HNSW defaults for collections created from now on; the spec is untouched.
     `restarts` maps shard index to a restart token (a rolling restart, one shard at a time);
     `verify` (token, collection) asks for the Job that measures the result once loaded;
-    `replica_states` (replica name -> state, from status) go into the topology.
+    `replica_states` (replica name -> state, from status) go into the topology;
+    `restore` asks for the bootstrap restore Job (once the shards are ready).
     """
     ops = ops or Operations()
     spec = cluster.spec
@@ -125,5 +128,11 @@ def build_all(
     if repair_request:
         out.append(build_repair_job(owner, spec, str(repair_request)))
     out += build_network_policies(owner, spec)
+    backup_cron = build_backup_cronjob(owner, spec)
+    if backup_cron is not None:
+        out.append(backup_cron)
+    restore_job = build_restore_job(owner, spec) if restore else None
+    if restore_job is not None:
+        out.append(restore_job)
     out += build_monitoring(owner, spec, extra.get("labels") or {})
     return [with_spec_hash(m) for m in out]

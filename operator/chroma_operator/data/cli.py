@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from chroma_operator.data.backup import BackupResult
 
 app = typer.Typer(
     name="backup",
@@ -79,23 +82,44 @@ def create(
     ),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary"),
+    keep: int = typer.Option(0, min=0, help="Then prune: keep the newest N backups (0: no prune)"),
+    max_age_days: int = typer.Option(0, min=0, help="Then prune: remove backups older (0: none)"),
+    termination_log: str = typer.Option(
+        "/dev/termination-log", help="Where the compact report goes when the file exists"
+    ),
 ) -> None:
     """Back up every collection through the router, one held replica per shard."""
-    from chroma_operator.data.backup import create_backup
+    from chroma_operator.data.backup import create_backup, now_iso
+    from chroma_operator.data.prune import prune_backups
+    from chroma_operator.tuner.report import write_termination_message
 
     headers = parse_headers(header)
-    with _errors():
-        err = _console()
-        result = create_backup(
-            url,
-            to,
-            tenants=tenant,
-            progress=progress and err.is_terminal,
-            log=_log(quiet),
-            rate_limit=rate_limit or None,
-            page_size=batch_size or None,
-            headers=headers,
+    started = now_iso()
+    try:
+        with _errors():
+            err = _console()
+            result = create_backup(
+                url,
+                to,
+                tenants=tenant,
+                progress=progress and err.is_terminal,
+                log=_log(quiet),
+                rate_limit=rate_limit or None,
+                page_size=batch_size or None,
+                headers=headers,
+            )
+            pruned = (
+                prune_backups(to, keep or 1_000_000, max_age_days or None)
+                if keep or max_age_days
+                else []
+            )
+    except typer.Exit as exc:
+        message = "backup failed (see the Job's log)"
+        write_termination_message(
+            {"status": "failed", "started": started, "completed": now_iso(), "message": message},
+            termination_log,
         )
+        raise exc
     if quiet:
         for warning in result.warnings:
             _console().print(f"warning: {warning}", markup=False)
@@ -106,6 +130,46 @@ def create(
         f"{'' if m.point_in_time else ' (not point-in-time)'}\n{result.location}",
         markup=False,
     )
+    for backup_id in pruned:
+        _console().print(f"pruned {backup_id}", markup=False)
+    write_termination_message(backup_report(result, pruned), termination_log)
+
+
+def backup_report(result: BackupResult, pruned: list[str]) -> dict[str, object]:
+    """The compact result the operator copies into a ChromaBackup's status."""
+    m = result.manifest
+    return {
+        "status": "ok",
+        "backupId": m.backup_id,
+        "location": result.location,
+        "started": m.started,
+        "completed": m.completed,
+        "collections": len(m.collections),
+        "records": m.records,
+        "bytes": m.bytes,
+        "pointInTime": m.point_in_time,
+        "seconds": round(result.seconds, 1),
+        "pruned": pruned[:20],
+    }
+
+
+@app.command("prune")
+def prune(
+    dest: str = typer.Argument(..., help="The destination given to create"),
+    keep: int = typer.Option(7, min=1, help="Keep the newest N backups"),
+    max_age_days: int = typer.Option(0, min=0, help="Remove backups older than D days (0: none)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would go"),
+) -> None:
+    """Remove old backups: beyond the newest N, or older than D days (never the newest)."""
+    from chroma_operator.data.prune import prune_backups
+
+    with _errors():
+        gone = prune_backups(dest, keep, max_age_days or None, dry_run=dry_run)
+    out = _console(stderr=False)
+    for backup_id in gone:
+        out.print(f"{'would remove' if dry_run else 'removed'} {backup_id}", markup=False)
+    if not gone:
+        out.print("nothing to prune", markup=False)
 
 
 @app.command("list")
@@ -160,23 +224,43 @@ def restore(
     ),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    termination_log: str = typer.Option(
+        "/dev/termination-log", help="Where the compact report goes when the file exists"
+    ),
 ) -> None:
     """Restore into an empty cluster, then verify counts and digests."""
     from chroma_operator.data.restore import restore_backup
+    from chroma_operator.tuner.report import write_termination_message
 
     headers = parse_headers(header)
-    with _errors():
-        err = _console()
-        result = restore_backup(
-            source,
-            url,
-            progress=progress and err.is_terminal,
-            log=_log(quiet),
-            rate_limit=rate_limit or None,
-            page_size=batch_size or None,
-            headers=headers,
-        )
+    try:
+        with _errors():
+            err = _console()
+            result = restore_backup(
+                source,
+                url,
+                progress=progress and err.is_terminal,
+                log=_log(quiet),
+                rate_limit=rate_limit or None,
+                page_size=batch_size or None,
+                headers=headers,
+            )
+    except typer.Exit as exc:
+        message = f"restore of {source} failed (see the Job's log)"
+        write_termination_message({"status": "failed", "message": message}, termination_log)
+        raise exc
     m = result.manifest
+    write_termination_message(
+        {
+            "status": "ok",
+            "backupId": m.backup_id,
+            "collections": len(m.collections),
+            "records": result.records,
+            "seconds": round(result.seconds, 1),
+            "verified": True,
+        },
+        termination_log,
+    )
     _console(stderr=False).print(
         f"restored {m.backup_id}: {len(m.collections)} collections, {result.records:,} records "
         f"in {result.seconds:.1f}s ({_rate(result.records, result.seconds)} records/s), verified",

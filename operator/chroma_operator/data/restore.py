@@ -4,7 +4,8 @@ Restore checks everything it can before writing anything: the manifest parses, e
 record file has its listed size and sha256, the target's Chroma major version matches,
 and the target holds no collection of the backed-up tenants. Then it creates each
 collection (the manifest's configuration and metadata) and moves the records in; at the
-end every collection's count and digest, scanned back through the router, must equal the
+end every collection's count and digest, scanned back from one replica of each shard (or
+through the router when the target is not a chroma-operator router), must equal the
 manifest's. A failed restore deletes the collections it created.
 """
 
@@ -15,9 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chroma_operator.data.backup import BackupError, Log, load_manifest
+from chroma_operator.data.backup import (
+    BackupError,
+    Log,
+    load_manifest,
+    pick_replica,
+    router_topology,
+)
 from chroma_operator.data.backup_format import CollectionEntry, Manifest, RecordFileSource
-from chroma_operator.data.chroma_http import ChromaHTTP, CollectionRef
+from chroma_operator.data.chroma_http import ChromaCallError, ChromaHTTP, CollectionRef
 from chroma_operator.data.digest import (
     Digest,
     diff_records,
@@ -135,6 +142,7 @@ def restore_backup(
     new_databases: list[tuple[str, str]] = []
     with ChromaHTTP(router_url, headers=headers) as router:
         check_target(router, manifest)
+        shards = shard_replicas(router, headers)
         try:
             total = 0
             for c in manifest.collections:
@@ -158,7 +166,7 @@ def restore_backup(
                     page_size=page_size,
                 )
                 total += stats.moved
-                _verify_restored(router, ref, store, c)
+                _verify_restored(router, ref, store, c, shards, headers)
                 log(f"{c.tenant}/{c.database}/{c.name}: {stats.moved} records, verified")
         except BaseException:
             for c in reversed(created):
@@ -176,15 +184,30 @@ def restore_backup(
 
 
 def _verify_restored(
-    router: ChromaHTTP, ref: CollectionRef, store: Store, c: CollectionEntry
+    router: ChromaHTTP,
+    ref: CollectionRef,
+    store: Store,
+    c: CollectionEntry,
+    shards: list[str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    # The largest pages: the router asks every shard for offset+limit records per page.
-    page_size = router.max_batch_size()
-    count = router.count(ref)
+    """Count and digest of the restored collection must equal the manifest's.
+
+    With the shard replicas known (`shards`: one answering replica per shard) each shard
+    is scanned directly and the per-shard digests are merged: linear in the records. A
+    scan through the router pages with offset+limit on every shard, quadratic overall.
+    """
+    want = Digest.from_json(c.digest)
+    if shards:
+        count, got = _digest_shards(shards, ref, want, headers)
+    else:
+        count = router.count(ref)
+        got = None
     if count != c.count:
         raise BackupError(f"{c.name}: the target holds {count} records, the backup {c.count}")
-    want = Digest.from_json(c.digest)
-    got = digest_collection(router, ref, want.buckets, page_size, want.mode)
+    page_size = router.max_batch_size()
+    if got is None:
+        got = digest_collection(router, ref, want.buckets, page_size, want.mode)
     differ = got.diff(want)
     if not differ:
         return
@@ -196,3 +219,30 @@ def _verify_restored(
         raise BackupError(
             f"{c.name}: {len(bad)} records differ from the backup after loading (e.g. {bad[0]})"
         )
+
+
+def _digest_shards(
+    shards: list[str], ref: CollectionRef, want: Digest, headers: dict[str, str] | None
+) -> tuple[int, Digest]:
+    """Records counted and digested on each shard's replica, merged into one digest."""
+    total = Digest(want.buckets, mode=want.mode)
+    count = 0
+    for url in shards:
+        with ChromaHTTP(url, headers=headers) as shard:
+            local = shard.collection_ref(ref.tenant, ref.database, ref.name)
+            if local is None:
+                raise BackupError(f"{ref.name}: missing on shard {url} after loading")
+            count += shard.count(local)
+            total = total.merge(
+                digest_collection(shard, local, want.buckets, shard.max_batch_size(), want.mode)
+            )
+    return count, total
+
+
+def shard_replicas(router: ChromaHTTP, headers: dict[str, str] | None = None) -> list[str] | None:
+    """One answering replica per shard from the router's topology (None: not a router)."""
+    try:
+        topo = router_topology(router)
+    except (BackupError, ChromaCallError):
+        return None
+    return [pick_replica(list(s["endpoints"]), headers) for s in topo["shards"]]

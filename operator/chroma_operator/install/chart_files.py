@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chroma_operator import yamlio
+from chroma_operator.api.backup_crd import build_backup_crd
 from chroma_operator.api.crd import build_crd
 from chroma_operator.build.autoscaling import prometheus_adapter_rules
 from chroma_operator.install.peering import peering_crds
@@ -23,6 +24,7 @@ def chart_files() -> dict[str, str]:
     rules = {"operator": operator_rules(), "clusterScoped": cluster_scoped_rules()}
     return {
         "files/crd-chromacluster.yaml": HEADER + yamlio.dump(build_crd()),
+        "files/crd-chromabackup.yaml": HEADER + yamlio.dump(build_backup_crd()),
         "files/crd-kopf-peering.yaml": HEADER + yamlio.dump_all(peering_crds()),
         "files/rbac-rules.yaml": HEADER + yamlio.dump(rules),
         "files/prometheus-adapter-rules.yaml": HEADER + yamlio.dump(prometheus_adapter_rules()),

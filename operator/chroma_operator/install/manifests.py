@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chroma_operator import __version__
+from chroma_operator.api.backup_crd import build_backup_crd
 from chroma_operator.api.crd import build_crd
 from chroma_operator.api.models import DEFAULT_OPERATOR_IMAGE
 from chroma_operator.build.security import container_security_context, pod_security_context
@@ -246,6 +247,7 @@ def build_install(opts: InstallOptions | None = None) -> list[Manifest]:
         )
     if opts.install_crds:
         out.append(build_crd())
+        out.append(build_backup_crd())
         out += peering_crds()
     out.append(
         {

@@ -137,6 +137,46 @@ def _start(plan: LocalPlan) -> Supervisor:
     return sup
 
 
+RESTORED_MARKER = "restored.json"
+"""Written once `bootstrap.fromBackup` was restored: later `up`s keep the data as it is."""
+
+
+def _bootstrap_restore(plan: LocalPlan, sup: Supervisor, home: Path, boot: Any) -> None:
+    """Restore `bootstrap.fromBackup` through the router before saying it is ready.
+
+    Storage credentials come from this shell's environment (e.g. AWS_ACCESS_KEY_ID); the
+    restore checks, loads and verifies counts and digests, or removes what it created, and
+    then everything started here is stopped so the next `up` tries again from scratch.
+    """
+    import json
+
+    from chroma_operator.build.backup import restore_source
+    from chroma_operator.data.backup import BackupError
+    from chroma_operator.data.chroma_http import ChromaCallError
+    from chroma_operator.data.restore import restore_backup
+    from chroma_operator.data.store import StoreError
+
+    source = restore_source(boot)
+    typer.echo(f"Restoring {source} into {plan.cluster} ...")
+    try:
+        result = restore_backup(source, plan.url, log=lambda m: typer.echo(f"  {m}"))
+    except (BackupError, ChromaCallError, StoreError, OSError) as exc:
+        sup.stop(plan.processes)
+        raise _fail(f"restore of {source} failed: {exc}; stopped the cluster") from None
+    except KeyboardInterrupt:
+        sup.stop(plan.processes)
+        typer.echo("\nRestore interrupted; stopped the cluster.")
+        raise typer.Exit(code=130) from None
+    (home / RESTORED_MARKER).write_text(
+        json.dumps(
+            {"from": source, "backupId": result.manifest.backup_id, "records": result.records}
+        )
+    )
+    typer.echo(
+        f"Restored {result.records:,} records from {source} in {result.seconds:.1f}s, verified."
+    )
+
+
 @app.command("up")
 def up(
     file: Path = typer.Argument(..., help="ChromaCluster YAML file"),
@@ -207,6 +247,9 @@ def up(
                 "`chroma-operator local up FILE` carries the move on from where it was."
             )
             raise typer.Exit(code=130) from None
+    boot = cluster.spec.bootstrap.from_backup if cluster.spec.bootstrap else None
+    if boot is not None and not (home / RESTORED_MARKER).exists():
+        _bootstrap_restore(plan, sup, home, boot)
     # From here on, Ctrl-C (or SIGTERM) stops everything that was started, wherever it
     # lands: during the demo, or between two lines of output.
     signal.signal(signal.SIGTERM, _interrupt)

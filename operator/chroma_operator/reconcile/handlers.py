@@ -18,6 +18,7 @@ import httpx
 import kopf
 
 from chroma_operator.api import annotations as ann
+from chroma_operator.api.backup import BACKUP_PLURAL
 from chroma_operator.api.models import API_GROUP, API_VERSION, KIND, PLURAL, ChromaCluster
 from chroma_operator.api.tuning_state import IndexReload, index_reload
 from chroma_operator.api.validate import InvalidResource, parse_cluster
@@ -31,6 +32,7 @@ from chroma_operator.build.naming import ANNOTATION_PREFIX
 from chroma_operator.build.naming import shard as shard_name
 from chroma_operator.build.tuning import VERIFY_ANNOTATION
 from chroma_operator.reconcile import (
+    backups,
     day2,
     jobs,
     metrics,
@@ -42,7 +44,7 @@ from chroma_operator.reconcile import (
 )
 from chroma_operator.reconcile import reshard as rs
 from chroma_operator.reconcile import status as st
-from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
+from chroma_operator.reconcile.kinds import CHROMA_BACKUP, CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube, KubeConfig
 from chroma_operator.reconcile.sync import SyncResult, read_children, sync_children
 from chroma_operator.reshard.plan import ReshardRefused
@@ -54,6 +56,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io
 TUNER_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "tuner"}
 """Jobs from the one-off builder and from the CronJob's template (which has no managed-by)."""
 REPAIR_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "repair"}
+BACKUP_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "backup"}
+RESTORE_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "restore"}
 RouterUrl = Callable[[Owner], str]
 STATUS_KINDS = {"StatefulSet", "Deployment"}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -256,6 +260,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         if rolling == "done" or index_reload(applied) is IndexReload.VERIFYING:
             verify = (str(applied["at"]), str(applied["collection"]))
         states = replica_states.states_of(previous)
+        bootstrap = spec.bootstrap.from_backup if spec.bootstrap else None
         desired, skipped = await _installable(
             ctx.kube,
             build_all(
@@ -268,6 +273,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                 placement=lay.placement if moved else None,
                 listed_shards=lay.listed if lay.listed != spec.shards else None,
                 ops=d2.ops,
+                restore=bootstrap is not None and backups.restore_phase(previous) == "Running",
             ),
         )
         result = await sync_children(ctx.kube, owner, desired)
@@ -283,6 +289,16 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         status, events = st.next_status(previous, owner, spec, obs, generation, now, d2.operation)
         status.update(d2.status)
         events = d2.events + events
+        if bootstrap is not None:
+            restore = dict(previous.get("restore") or {})
+            if not restore and status["phase"] == "Ready":
+                restore = await backups.start_restore(ctx.kube, owner, spec, now) or {}
+                status["restore"] = restore
+                events.append(st.Event("Normal", "Restoring", f"restoring {restore.get('from')}"))
+            status = backups.gate_ready(status, restore, now, generation)
+            events = [
+                e for e in events if e.reason != "Ready" or restore.get("phase") == "Completed"
+            ]
         monitoring = [m for m in desired + skipped if monitoring_crd(m)]
         mon_skipped = [m for m in skipped if monitoring_crd(m)]
         if monitoring:
@@ -385,8 +401,8 @@ def start_move(
 async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
     """Recompute status from the children's status alone (no writes to children).
 
-    Returns True when a rolling restart is in progress: the caller reconciles, which
-    moves it on to the next shard."""
+    Returns True when a rolling restart is in progress (the caller reconciles, which
+    moves it on to the next shard) or a bootstrap restore is due to start."""
     async with ctx.lock(namespace, name):
         body = await _fresh(ctx, namespace, name)
         if body is None:
@@ -408,14 +424,24 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
         operation = day2.operation_of(annotations, previous)
         obs = st.observe(owner, parsed.spec, live, ann.hibernated(annotations))
         generation = previous.get("observedGeneration")
+        now = utcnow()
         status, events = st.next_status(
-            previous, owner, parsed.spec, obs, generation, utcnow(), operation
+            previous, owner, parsed.spec, obs, generation, now, operation
         )
+        start_restore = False
+        spec = parsed.spec
+        if spec.bootstrap is not None and spec.bootstrap.from_backup is not None:
+            restore = dict(previous.get("restore") or {})
+            # Shards just became ready: the caller reconciles, which starts the restore.
+            start_restore = not restore and status["phase"] == "Ready"
+            status = backups.gate_ready(status, restore, now, generation)
+            if restore.get("phase") != "Completed":
+                events = [e for e in events if e.reason != "Ready"]
         await _publish(ctx, body, previous, status)
         _emit(body, events)
         applied = (previous.get("tuning") or {}).get("applied") or {}
         upgrading = (previous.get("upgrade") or {}).get("state") == "Rolling"
-        return index_reload(applied) is IndexReload.PENDING or upgrading
+        return start_restore or index_reload(applied) is IndexReload.PENDING or upgrading
 
 
 def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
@@ -576,6 +602,49 @@ async def record_repair(ctx: Context, namespace: str, name: str, job: Mapping[st
             [
                 st.Event(
                     "Normal" if ok else "Warning", "Repaired" if ok else "RepairFailed", message
+                )
+            ],
+        )
+        return True
+
+
+async def record_restore(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
+    """A finished bootstrap restore Job: status.restore, the Restored condition, an Event."""
+    job_name = job["metadata"]["name"]
+    async with ctx.lock(namespace, name):
+        body = await _fresh(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        restore = dict(previous.get("restore") or {})
+        if restore.get("job") != job_name or restore.get("phase") != "Running":
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
+        result = jobs.parse_result(jobs.termination_message(pods))
+        ok, reason, message = backups.restore_outcome(job_name, result)
+        now = utcnow()
+        restore.update(
+            {"phase": "Completed" if ok else "Failed", "completed": now, "message": message}
+        )
+        if result is not None:
+            restore.update(
+                {k: result[k] for k in ("backupId", "records", "collections") if k in result}
+            )
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            backups.RESTORED,
+            ok,
+            reason,
+            message,
+            now,
+            previous.get("observedGeneration"),
+        )
+        await _publish(ctx, body, previous, {"restore": restore, "conditions": conditions})
+        _emit(
+            body,
+            [
+                st.Event(
+                    "Normal" if ok else "Warning", "Restored" if ok else "RestoreFailed", message
                 )
             ],
         )
@@ -759,6 +828,58 @@ def register(
             return
         if await record_tuning(memo.ctx, namespace, cluster, body):
             await reconcile(memo.ctx, namespace, cluster, logger)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=RESTORE_JOBS, registry=registry)
+    async def restore_job_changed(
+        body: Any,
+        labels: Mapping[str, str],
+        namespace: str | None,
+        memo: Any,
+        logger: Logger,
+        **_: Any,
+    ) -> None:
+        cluster = labels.get("app.kubernetes.io/instance")
+        if not cluster or not namespace or not jobs.finished(body):
+            return
+        if await record_restore(memo.ctx, namespace, cluster, body):
+            await reconcile(memo.ctx, namespace, cluster, logger)
+
+    @kopf.on.resume(API_GROUP, API_VERSION, BACKUP_PLURAL, registry=registry)
+    @kopf.on.create(API_GROUP, API_VERSION, BACKUP_PLURAL, registry=registry)
+    async def backup_requested(body: Any, memo: Any, **_: Any) -> None:
+        status = await backups.start_backup(memo.ctx.kube, body, utcnow())
+        if status is not None:
+            meta = body["metadata"]
+            await backups.publish_backup(memo.ctx.kube, meta["namespace"], meta["name"], status)
+            if status.get("phase") == "Failed":
+                await memo.ctx.kube.post_event(
+                    dict(body), "Warning", "BackupFailed", str(status.get("message"))
+                )
+
+    @kopf.on.event("batch", "v1", "jobs", labels=BACKUP_JOBS, registry=registry)
+    async def backup_job_changed(body: Any, namespace: str | None, memo: Any, **_: Any) -> None:
+        if not namespace or not jobs.finished(body):
+            return
+        status = await backups.finish_backup(memo.ctx.kube, namespace, body, utcnow())
+        if status is None:
+            return
+        from chroma_operator.build.backup import BACKUP_LABEL
+
+        backup = {
+            "apiVersion": CHROMA_BACKUP.api_version,
+            "kind": CHROMA_BACKUP.kind,
+            "metadata": {
+                "name": body["metadata"]["labels"][BACKUP_LABEL],
+                "namespace": namespace,
+            },
+        }
+        ok = status.get("phase") == "Completed"
+        await memo.ctx.kube.post_event(
+            backup,
+            "Normal" if ok else "Warning",
+            "BackupCompleted" if ok else "BackupFailed",
+            str(status.get("message")),
+        )
 
     @kopf.on.event("batch", "v1", "jobs", labels=REPAIR_JOBS, registry=registry)
     async def repair_job_changed(

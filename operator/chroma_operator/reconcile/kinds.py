@@ -19,6 +19,7 @@ class Kind:
 
 
 CHROMA_CLUSTER = Kind(f"{API_GROUP}/{API_VERSION}", "ChromaCluster", PLURAL)
+CHROMA_BACKUP = Kind(f"{API_GROUP}/{API_VERSION}", "ChromaBackup", "chromabackups")
 
 CHILD_KINDS: tuple[Kind, ...] = (
     Kind("v1", "ConfigMap", "configmaps"),
@@ -46,7 +47,7 @@ STORAGE_CLASS = Kind("storage.k8s.io/v1", "StorageClass", "storageclasses")
 
 _BY_KEY = {
     (k.api_version, k.kind): k
-    for k in (CHROMA_CLUSTER, EVENT, POD, PVC, STORAGE_CLASS, *CHILD_KINDS)
+    for k in (CHROMA_CLUSTER, CHROMA_BACKUP, EVENT, POD, PVC, STORAGE_CLASS, *CHILD_KINDS)
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from chroma_operator.reconcile.kinds import CHILD_KINDS, CHROMA_CLUSTER
+from chroma_operator.reconcile.kinds import CHILD_KINDS, CHROMA_BACKUP, CHROMA_CLUSTER
 
 CHILD_VERBS = ["get", "list", "watch", "create", "patch", "delete"]
 
@@ -24,6 +24,17 @@ def operator_rules() -> list[dict[str, Any]]:
         {
             "apiGroups": [CHROMA_CLUSTER.group],
             "resources": [f"{CHROMA_CLUSTER.plural}/status"],
+            "verbs": ["get", "patch"],
+        },
+        # ChromaBackups: users create them, the operator runs each as a Job.
+        {
+            "apiGroups": [CHROMA_BACKUP.group],
+            "resources": [CHROMA_BACKUP.plural],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+        {
+            "apiGroups": [CHROMA_BACKUP.group],
+            "resources": [f"{CHROMA_BACKUP.plural}/status"],
             "verbs": ["get", "patch"],
         },
     ]
