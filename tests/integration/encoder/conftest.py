@@ -64,6 +64,9 @@ def start_encoder(tmp: Path, *args: str, timeout: float = 90.0) -> RunningEncode
         str(port),
         "--device",
         "cpu",
+        # The tests check refusals of over-long input; a test that wants truncation passes
+        # --auto-truncate (the later flag wins).
+        "--no-auto-truncate",
         *args,
     ]
     with log.open("wb") as fh:
