@@ -106,7 +106,7 @@ def test_dry_run_reports_exactly_the_corruption_then_repair_fixes_it(
     before = [[_digest(s, name) for s in shard] for shard in grid]
 
     dry = run_repair(_options(router, name, dry_run=True))
-    assert not dry.converged and dry.reference == "first-replica"
+    assert not dry.converged and dry.reference == "router"  # the router serves /internal/replicas
     totals = dry.totals()
     assert (totals["copied"], totals["removed"], totals["overwritten"]) == (5, 7, 3)
     assert dry.per_replica()["shard-0-1"] == {"copied": 4, "removed": 5, "overwritten": 3}
@@ -166,7 +166,7 @@ def test_states_pick_the_reference_and_a_missing_collection_is_created(
         report = run_repair(_options(router, name))
     finally:
         router.write_topology(make_topology([[s.url for s in shard] for shard in grid]))
-    assert report.converged and report.reference == "topology", report.summary()
+    assert report.converged and report.reference == "router", report.summary()
     rows = {r.replica: r for r in report.results}
     assert (rows["shard-0-0"].copied, rows["shard-0-0"].removed) == (2, 3)
     assert rows["shard-1-1"].created and rows["shard-1-1"].copied == len(_on_shard(ids, 1))
