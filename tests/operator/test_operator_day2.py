@@ -250,7 +250,11 @@ async def test_upgrade_rolls_one_shard_at_a_time_and_stops_on_a_failing_pod(
 
         await _rolled(kube, 0, 2)
         await eventually(lambda: _sts(kube, 1), lambda s: _image(s).endswith(":1.5.10"))
-        assert status_of(await get_cluster(kube))["upgrade"]["current"] == 1
+        # The StatefulSet is patched before the status that says so: poll, do not race.
+        await eventually(
+            lambda: get_cluster(kube),
+            lambda c: (status_of(c).get("upgrade") or {}).get("current") == 1,
+        )
         await _rolled(kube, 1, 2)
         done = await eventually(
             lambda: get_cluster(kube), lambda c: status_of(c).get("phase") == "Ready"
