@@ -41,8 +41,8 @@ def test_render_json(repo_root: Path) -> None:
     out = json.loads(proc.stdout)
     assert (
         out["kind"] == "List"
-        and len(out["items"]) == 1 + 8 * 3 + 1 + 2 + 1 + 4  # CronJob, rule, monitors, dashboard
-    )  # + rule, 2 monitors, dashboard
+        and len(out["items"]) == 1 + 8 * 3 + 1 + 2 + 1 + 4 + 2  # CronJob, rule, monitors,
+    )  # dashboard, + 2 NetworkPolicies (shards; router and encoder)
 
 
 def test_render_invalid_names_every_field_without_traceback() -> None:
