@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chroma_operator.api.models import (
-    SECRET_NAME_PATTERN,
+    DNS_NAME_PATTERN,
     Model,
     ObjectMeta,
     credentials_help,
@@ -33,7 +33,7 @@ class ChromaBackupSpec(Model):
     cluster: str = Field(min_length=1, max_length=40, description="The ChromaCluster to back up")
     destination: str = Field(min_length=1, description=destination_help())
     credentials_secret: str | None = Field(
-        default=None, pattern=SECRET_NAME_PATTERN, description=credentials_help()
+        default=None, pattern=DNS_NAME_PATTERN, description=credentials_help()
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from chroma_operator.api.backup import BACKUP_KIND
+from chroma_operator.api.base import resources_of
 from chroma_operator.api.models import (
     API_GROUP,
     API_VERSION,
@@ -19,7 +20,6 @@ from chroma_operator.api.models import (
     FromBackup,
     Resources,
     ScheduledBackup,
-    _resources,
 )
 from chroma_operator.build.jobs import JobKind, build_cronjob, build_job, front_url
 from chroma_operator.build.meta import Manifest, Owner, content_hash
@@ -31,7 +31,7 @@ BACKUP_LABEL = f"{API_GROUP}/backup"
 NO_RETRY_EXIT_CODES = (1, 2)
 """1: the backup or restore failed for a reason it already retried (one line says why);
 2: bad arguments. Neither passes on a retry; a crash or eviction may."""
-RESOURCES: Resources = _resources("250m", "512Mi", "2Gi")
+RESOURCES: Resources = resources_of("250m", "512Mi", "2Gi")
 
 
 def _kind(component: str) -> JobKind:

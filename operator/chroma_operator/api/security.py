@@ -1,0 +1,81 @@
+"""Who may reach a cluster: router tokens, TLS and NetworkPolicies (spec.auth, tls, network)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from chroma_operator.api.base import DNS_NAME_PATTERN, LABEL_KEY_PATTERN, Model
+
+
+class Auth(Model):
+    """Token auth at the router (Chroma 1.x servers have none of their own)."""
+
+    secret_name: str | None = Field(
+        default=None,
+        pattern=DNS_NAME_PATTERN,
+        max_length=253,
+        description="Secret whose key tokens.yaml lists the tokens: name, token (or sha256 "
+        "of it), tenant, databases, role (read, write or admin); unset: no auth",
+    )
+
+
+class Tls(Model):
+    """HTTPS at the router."""
+
+    secret_name: str | None = Field(
+        default=None,
+        pattern=DNS_NAME_PATTERN,
+        max_length=253,
+        description="kubernetes.io/tls Secret (tls.crt, tls.key, optional ca.crt), e.g. from "
+        "a cert-manager Certificate; unset: plain HTTP",
+    )
+
+
+class LabelSelectorRequirement(Model):
+    key: str = Field(pattern=LABEL_KEY_PATTERN, description="Label key")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="Operator")
+    values: list[str] = Field(default_factory=list, description="Values (In, NotIn)")
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels to match")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, description="Label expressions to match"
+    )
+
+
+class IpBlock(Model):
+    cidr: str = Field(min_length=1, description="CIDR, e.g. 10.0.0.0/8")
+    except_: list[str] = Field(
+        default_factory=list, alias="except", description="CIDRs excluded from cidr"
+    )
+
+
+class NetworkPeer(Model):
+    """One NetworkPolicy peer: the namespaces and/or pods (or addresses) allowed in."""
+
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Namespaces allowed (all pods in them unless podSelector)"
+    )
+    pod_selector: LabelSelector | None = Field(
+        default=None, description="Pods allowed (in this namespace unless namespaceSelector)"
+    )
+    ip_block: IpBlock | None = Field(default=None, description="Addresses allowed")
+
+
+class Network(Model):
+    """NetworkPolicies around the cluster's pods."""
+
+    policies: bool = Field(
+        default=True,
+        description="Create NetworkPolicies: shard Chroma ports only from the cluster's own "
+        "pods, the router and encoder ports from allowFrom",
+    )
+    allow_from: list[NetworkPeer] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Who may reach the router and encoder ports (the cluster's own pods "
+        "always may); empty: anywhere",
+    )
