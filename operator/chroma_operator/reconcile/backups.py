@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chroma_operator.api.validate import InvalidResource, parse_cluster
-from chroma_operator.build.backup import build_backup_job
+from chroma_operator.build.backup import BACKUP_LABEL, build_backup_job
 from chroma_operator.build.meta import Owner
 from chroma_operator.reconcile import jobs
 from chroma_operator.reconcile.kinds import CHROMA_BACKUP, CHROMA_CLUSTER
@@ -88,8 +88,6 @@ async def publish_backup(kube: Kube, namespace: str, name: str, status: Obj) -> 
 
 async def finish_backup(kube: Kube, namespace: str, job: Mapping[str, Any], now: str) -> Obj | None:
     """The status of the ChromaBackup whose Job finished (None: gone or already recorded)."""
-    from chroma_operator.build.backup import BACKUP_LABEL
-
     labels = job["metadata"].get("labels") or {}
     backup_name = labels.get(BACKUP_LABEL)
     if not backup_name:
@@ -151,3 +149,21 @@ async def start_restore(kube: Kube, owner: Owner, spec: Any, now: str) -> Obj | 
         await kube.create(job)
     source = restore_source(spec.bootstrap.from_backup)
     return {"phase": "Running", "job": name, "from": source, "started": now}
+
+
+async def announce_backup(
+    kube: Kube, namespace: str, job: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """A finished backup Job's outcome as an Event on its ChromaBackup."""
+    backup = {
+        "apiVersion": CHROMA_BACKUP.api_version,
+        "kind": CHROMA_BACKUP.kind,
+        "metadata": {"name": job["metadata"]["labels"][BACKUP_LABEL], "namespace": namespace},
+    }
+    ok = status.get("phase") == "Completed"
+    await kube.post_event(
+        backup,
+        "Normal" if ok else "Warning",
+        "BackupCompleted" if ok else "BackupFailed",
+        str(status.get("message")),
+    )

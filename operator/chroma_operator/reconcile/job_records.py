@@ -1,0 +1,237 @@
+"""Finished Jobs into status: tuning (and its verification), repair, bootstrap restore."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from chroma_operator.api.tuning_state import IndexReload, index_reload
+from chroma_operator.api.validate import InvalidResource
+from chroma_operator.build.meta import Owner
+from chroma_operator.build.tuning import VERIFY_ANNOTATION
+from chroma_operator.reconcile import (
+    backups,
+    jobs,
+    metrics,
+    repair,
+    tuning,
+)
+from chroma_operator.reconcile import status as st
+from chroma_operator.reconcile.context import (
+    Context,
+    Obj,
+    emit,
+    fetch_cluster,
+    parse_body,
+    publish,
+    utcnow,
+)
+
+
+def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
+    """Restart token per shard (status.shardRestarts, keyed by index as text)."""
+    return {int(k): str(v) for k, v in (status.get("shardRestarts") or {}).items()}
+
+
+def tuned_hnsw(apply: str, tuning: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """HNSW defaults a tuning run applied (status.tuning.applied), in the spec's terms."""
+    applied = (tuning or {}).get("applied") or {}
+    if apply == "none" or not applied.get("efSearch"):
+        return None
+    out = {"ef_search": int(applied["efSearch"])}
+    if apply == "all":
+        for src, dst in (("maxNeighbors", "max_neighbors"), ("efConstruction", "ef_construction")):
+            if applied.get(src):
+                out[dst] = int(applied[src])
+    return out
+
+
+async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
+    """Copy a finished tuning Job's result into status; apply efSearch when asked.
+
+    Returns True when something new was recorded (the caller then reconciles, so the
+    topology's defaults follow what was applied)."""
+    job_name = job["metadata"]["name"]
+    if (job["metadata"].get("annotations") or {}).get(VERIFY_ANNOTATION):
+        return await record_verification(ctx, namespace, name, job)
+    async with ctx.lock(namespace, name):
+        body = await fetch_cluster(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        if (previous.get("tuning") or {}).get("job") == job_name:
+            return False  # already recorded
+        parsed = parse_body(body)
+        if isinstance(parsed, InvalidResource):
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
+        result = jobs.parse_result(jobs.termination_message(pods))
+        record, ok, reason, message = tuning.tuning_outcome(job_name, result)
+        metrics.TUNING_RESULTS.labels(outcome="tuned" if ok else reason).inc()
+        events = [
+            st.Event("Normal" if ok else "Warning", "Tuned" if ok else "TuningFailed", message)
+        ]
+        apply = parsed.spec.tuning.apply
+        if ok and result is not None and apply != "none":
+            chosen = result["chosen"]
+            owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+            try:
+                await tuning.apply_ef_search(
+                    ctx.router_url(owner), str(result["collection"]), int(chosen["efSearch"])
+                )
+                record["applied"] = {
+                    "efSearch": chosen["efSearch"],
+                    "maxNeighbors": chosen.get("maxNeighbors"),
+                    "efConstruction": chosen.get("efConstruction"),
+                    "collection": result["collection"],
+                    "at": utcnow(),
+                    "indexReload": IndexReload.PENDING.value,
+                }
+                message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
+            except httpx.HTTPError as exc:
+                record["applyError"] = str(exc)
+                events.append(
+                    st.Event("Warning", "TuningNotApplied", f"could not apply efSearch: {exc}")
+                )
+        generation = previous.get("observedGeneration")
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            tuning.TUNED,
+            ok,
+            reason,
+            message,
+            utcnow(),
+            generation,
+        )
+        await publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
+        emit(body, events)
+        return True
+
+
+async def record_verification(
+    ctx: Context, namespace: str, name: str, job: Mapping[str, Any]
+) -> bool:
+    """The verify Job's live measurement into status.tuning.applied.verified: an
+    applied efSearch is reported only once what clients get has been measured."""
+    async with ctx.lock(namespace, name):
+        body = await fetch_cluster(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        record = dict(previous.get("tuning") or {})
+        applied = dict(record.get("applied") or {})
+        if index_reload(applied) is not IndexReload.VERIFYING:
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
+        result = jobs.parse_result(jobs.termination_message(pods))
+        verdict = tuning.verification(record, result)
+        applied.update(indexReload=IndexReload.DONE.value, verified=verdict)
+        record["applied"] = applied
+        ok = bool(verdict.get("ok"))
+        message = str(verdict.get("message", ""))
+        metrics.TUNING_RESULTS.labels(outcome="verified" if ok else "not-verified").inc()
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            tuning.TUNED,
+            ok,
+            "Verified" if ok else "NotVerified",
+            message,
+            utcnow(),
+            previous.get("observedGeneration"),
+        )
+        await publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
+        emit(
+            body,
+            [
+                st.Event(
+                    "Normal" if ok else "Warning",
+                    "TuningVerified" if ok else "TuningNotVerified",
+                    message,
+                )
+            ],
+        )
+        return True
+
+
+async def record_repair(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
+    """Copy a finished repair Job's report into status.repair, the Repaired condition and
+    an Event; False when that Job was already recorded."""
+    job_name = job["metadata"]["name"]
+    async with ctx.lock(namespace, name):
+        body = await fetch_cluster(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        if (previous.get("repair") or {}).get("job") == job_name:
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
+        result = jobs.parse_result(jobs.termination_message(pods))
+        record, ok, reason, message = repair.repair_outcome(job_name, result)
+        metrics.REPAIR_RESULTS.labels(outcome="converged" if ok else reason).inc()
+        if result is not None and not result.get("dryRun"):
+            for action in ("copied", "removed", "overwritten"):
+                metrics.REPAIRED_RECORDS.labels(action=action).inc(int(result.get(action) or 0))
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            repair.REPAIRED,
+            ok,
+            reason,
+            message,
+            utcnow(),
+            previous.get("observedGeneration"),
+        )
+        await publish(ctx, body, previous, {"repair": record, "conditions": conditions})
+        emit(
+            body,
+            [
+                st.Event(
+                    "Normal" if ok else "Warning", "Repaired" if ok else "RepairFailed", message
+                )
+            ],
+        )
+        return True
+
+
+async def record_restore(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
+    """A finished bootstrap restore Job: status.restore, the Restored condition, an Event."""
+    job_name = job["metadata"]["name"]
+    async with ctx.lock(namespace, name):
+        body = await fetch_cluster(ctx, namespace, name)
+        if body is None:
+            return False
+        previous: Obj = dict(body.get("status") or {})
+        restore = dict(previous.get("restore") or {})
+        if restore.get("job") != job_name or restore.get("phase") != "Running":
+            return False
+        pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job_name})
+        result = jobs.parse_result(jobs.termination_message(pods))
+        ok, reason, message = backups.restore_outcome(job_name, result)
+        now = utcnow()
+        restore.update(
+            {"phase": "Completed" if ok else "Failed", "completed": now, "message": message}
+        )
+        if result is not None:
+            restore.update(
+                {k: result[k] for k in ("backupId", "records", "collections") if k in result}
+            )
+        conditions = st.set_condition(
+            list(previous.get("conditions", [])),
+            backups.RESTORED,
+            ok,
+            reason,
+            message,
+            now,
+            previous.get("observedGeneration"),
+        )
+        await publish(ctx, body, previous, {"restore": restore, "conditions": conditions})
+        emit(
+            body,
+            [
+                st.Event(
+                    "Normal" if ok else "Warning", "Restored" if ok else "RestoreFailed", message
+                )
+            ],
+        )
+        return True
