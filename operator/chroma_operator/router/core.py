@@ -272,68 +272,45 @@ class RouterCore:
         self.metrics.cache_invalidations.labels("local").inc()
         if forget:
             st.collections.forget(coll.tenant, coll.database, coll.client_id)
-        peers = st.topology.router.peers
-        if not peers:
-            return
-        body = orjson.dumps(
+        await self.tell_peers(
+            "/internal/invalidate",
             {
                 "tenant": coll.tenant,
                 "database": coll.database,
                 "collection_id": coll.client_id,
                 "forget": forget,
-            }
+            },
+            "invalidate",
+            logging.WARNING,
         )
-        results = await asyncio.gather(
-            *(
-                self.peer_client.post(
-                    p.rstrip("/") + "/internal/invalidate",
-                    content=body,
-                    headers={"content-type": "application/json", **self.auth.peer_headers()},
-                )
-                for p in peers
-            ),
-            return_exceptions=True,
-        )
-        for peer, r in zip(peers, results, strict=True):
-            if isinstance(r, BaseException):
-                log.warning("could not tell peer %s to invalidate: %s", peer, r)
 
     async def announce_replicas(self) -> None:
         """Tell every peer router this router's own replica view (stale = hints held here)."""
+        await self.tell_peers(
+            "/internal/replicas/notice", self.book.own_view(), "replicas", logging.DEBUG
+        )
+
+    async def forward_to_peers(self, path: str, body: dict[str, Any]) -> None:
+        """The same internal request to every peer router (holds, repairs)."""
+        await self.tell_peers(path, body, path, logging.DEBUG)
+
+    async def tell_peers(self, path: str, body: Any, what: str, level: int = logging.DEBUG) -> None:
+        """POST `body` to `path` on every peer router; a peer that is away is only logged."""
         peers = self.state.topology.router.peers
         if not peers:
             return
-        body = orjson.dumps(self.book.own_view())
+        content = orjson.dumps(body)
+        headers = {"content-type": "application/json", **self.auth.peer_headers()}
         results = await asyncio.gather(
             *(
-                self.peer_client.post(
-                    p.rstrip("/") + "/internal/replicas/notice",
-                    content=body,
-                    headers={"content-type": "application/json", **self.auth.peer_headers()},
-                )
+                self.peer_client.post(p.rstrip("/") + path, content=content, headers=headers)
                 for p in peers
             ),
             return_exceptions=True,
         )
         for peer, r in zip(peers, results, strict=True):
             if isinstance(r, BaseException):
-                log.debug("could not tell peer %s about replicas: %s", peer, r)
-
-    async def forward_to_peers(self, path: str, body: dict[str, Any]) -> None:
-        """The same internal request to every peer router (holds, repairs)."""
-        content = orjson.dumps(body)
-        peers = self.state.topology.router.peers
-        await asyncio.gather(
-            *(
-                self.peer_client.post(
-                    p.rstrip("/") + path,
-                    content=content,
-                    headers={"content-type": "application/json", **self.auth.peer_headers()},
-                )
-                for p in peers
-            ),
-            return_exceptions=True,
-        )
+                log.log(level, "could not tell peer %s (%s): %s", peer, what, r)
 
     async def learn_from_peers(self) -> None:
         """At start-up: which replicas do the peers hold hints for (or hold for backup)?"""
