@@ -44,14 +44,9 @@ class RunningEncoder:
         return self.process.poll() is None
 
 
-def start_encoder(tmp: Path, *args: str, timeout: float = 90.0) -> RunningEncoder:
-    """Start `python -m chroma_operator encoder` and wait until /health answers 200."""
-    port = free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(chroma_operator.__file__).parents[1])
-    env["HF_HUB_OFFLINE"] = "1"
-    log = tmp / f"encoder-{port}.log"
-    cmd = [
+def encoder_command(port: int, *args: str) -> list[str]:
+    """`python -m chroma_operator encoder` on the CPU with the packaged model."""
+    return [
         sys.executable,
         "-m",
         "chroma_operator",
@@ -69,6 +64,16 @@ def start_encoder(tmp: Path, *args: str, timeout: float = 90.0) -> RunningEncode
         "--no-auto-truncate",
         *args,
     ]
+
+
+def start_encoder(tmp: Path, *args: str, timeout: float = 90.0) -> RunningEncoder:
+    """Start `python -m chroma_operator encoder` and wait until /health answers 200."""
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(chroma_operator.__file__).parents[1])
+    env["HF_HUB_OFFLINE"] = "1"
+    log = tmp / f"encoder-{port}.log"
+    cmd = encoder_command(port, *args)
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 import chroma_operator
-from conftest import MODEL_ID, free_port
+from conftest import encoder_command, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -73,26 +72,15 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path, list[int
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     env["PYTHONPATH"] = str(Path(chroma_operator.__file__).parents[1])
     log = tmp_path / "encoder.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "chroma_operator",
-        "encoder",
-        "--model",
-        MODEL_ID,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
+    cmd = encoder_command(
+        port,
         "--max-batch-size",
         "16",
         "--drain-delay-seconds",
         str(DRAIN_DELAY),
         "--shutdown-timeout-seconds",
         "120",
-    ]
+    )
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
