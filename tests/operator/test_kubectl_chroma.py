@@ -10,7 +10,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import kmock
 import pytest
 import yaml
 
@@ -142,13 +141,10 @@ async def test_kubectl_chroma_commands_write_annotations_and_read_status(
         assert first
 
     # Backup: a clear message without the CRD, an object with it.
+    backup_crd = apiserver.resources.pop(f"{API}/chromabackups")
     code, _, err = await kubectl(env, "-n", NS, "backup", "demo")
     assert code == 1 and "ChromaBackup CRD" in err and "Traceback" not in err
-    apiserver.resources[f"{API}/chromabackups"] = kmock.ResourceInfo(
-        kind="ChromaBackup",
-        namespaced=True,
-        verbs={"get", "list", "watch", "create", "patch", "delete"},
-    )
+    apiserver.resources[f"{API}/chromabackups"] = backup_crd
     code, out, err = await kubectl(env, "-n", NS, "backup", "demo")
     assert code == 0, err
     created = out.split("ChromaBackup ", 1)[1].split()[0]

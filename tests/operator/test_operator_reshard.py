@@ -165,9 +165,17 @@ async def test_grow_two_to_three_walks_every_phase(
         await set_shards(kube, 3)
 
         kubelet.hold.clear()
+        # Done is the condition: the placement reads "stable" a moment earlier, while
+        # the engine waits for the routers to apply that last epoch.
         done = await eventually(
             lambda: get_cluster(kube),
-            lambda c: (status(c).get("resharding") or {}).get("phase") == "stable",
+            lambda c: (
+                (status(c).get("resharding") or {}).get("phase") == "stable"
+                and any(
+                    cond["type"] == "Resharding" and cond["reason"] == "Done"
+                    for cond in status(c).get("conditions", [])
+                )
+            ),
             timeout=120,
         )
     rs = status(done)["resharding"]

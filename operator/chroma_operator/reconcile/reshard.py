@@ -108,6 +108,7 @@ class KubeRuntime:
         self._reconcile, self._epochs, self.shard_url = reconcile, router_epochs, shard_url
         self.report_every = report_every
         self._last = 0.0
+        self._last_paused: str | None = None
 
     def _run(self, coro: Awaitable[Any]) -> Any:
         async def wrap() -> Any:
@@ -138,9 +139,11 @@ class KubeRuntime:
 
     def report(self, progress: Progress, event: str | None = None) -> None:
         now = time.monotonic()
-        if event is None and now - self._last < self.report_every:
+        # A pause that ends is reported at once: the condition must not say Paused after.
+        lifted = progress.paused != self._last_paused
+        if event is None and not lifted and now - self._last < self.report_every:
             return
-        self._last = now
+        self._last, self._last_paused = now, progress.paused
         self._run(self._report(progress, event))
 
     async def _patch(self, status: Obj) -> None:

@@ -188,8 +188,13 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         hung = replicas[1][0]  # SIGSTOP the other replica of shard 1
         assert hung.pid is not None
         os.kill(hung.pid, signal.SIGSTOP)
-        time.sleep(SHARD_TIMEOUT + 3)
+        # The first write that times out on it marks it stale (SHARD_TIMEOUT after the
+        # stop at the earliest; later on a loaded machine, where writers are slower).
+        deadline = time.monotonic() + SHARD_TIMEOUT + 30
         view = {r["name"]: r for r in replica_view(router)}
+        while view["shard-1-0"]["state"] != "stale" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            view = {r["name"]: r for r in replica_view(router)}
         assert view["shard-1-0"]["state"] == "stale", view
         os.kill(hung.pid, signal.SIGCONT)
         returned = time.monotonic()
