@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from chroma_operator.router.hedge import HedgeBudget, LatencyWindow
+from chroma_operator.router.hedge import HedgeBudget, LatencyWindow, SuspectList
 from chroma_operator.router.hints import Hint, HintLog, HintLogFull, coalesce
 from chroma_operator.router.replicas import ReplicaBook
 from chroma_operator.topology import Topology
@@ -118,6 +119,16 @@ def test_hedging_waits_for_enough_samples_and_respects_its_budget() -> None:
         budget.count_request()
         taken += budget.take()
     assert taken == 10
+
+
+def test_a_replica_that_lost_to_a_hedge_is_asked_last_until_it_expires() -> None:
+    suspects = SuspectList(seconds=0.05)
+    assert suspects.order(["a", "b", "c"]) == ["a", "b", "c"]
+    suspects.mark("a")
+    assert suspects.order(["a", "b", "c"]) == ["b", "c", "a"]
+    assert suspects.order(["c", "a", "b"]) == ["c", "b", "a"]  # the rotation is kept
+    time.sleep(0.06)
+    assert suspects.order(["a", "b", "c"]) == ["a", "b", "c"]
 
 
 def write(kind: str, ids: list[str], path: str = "/c/1") -> Hint:

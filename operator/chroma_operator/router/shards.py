@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from chroma_operator.router.hedge import HedgeBudget, LatencyWindow
+from chroma_operator.router.hedge import (
+    STALL_FACTOR,
+    STALL_MIN_S,
+    HedgeBudget,
+    LatencyWindow,
+    SuspectList,
+)
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.trace import shard_trace_id
 from chroma_operator.topology import Topology
@@ -79,6 +85,7 @@ class ShardPool:
         self._budget = HedgeBudget(hedging.max_fraction) if hedging.enabled else None
         self._hedge_floor = hedging.floor_ms / 1000.0
         self._windows = [LatencyWindow() for _ in topology.shards]
+        self._suspects = SuspectList()
         from chroma_operator.router.acks import WriteAcks  # it builds on this module
 
         self.acks = WriteAcks(self)
@@ -157,11 +164,12 @@ class ShardPool:
         return Reply(shard, endpoint, status, body, trace_id)
 
     def readable(self, shard: int) -> list[str]:
-        """The shard's in-sync replicas, rotated round-robin (reads go only here)."""
+        """The shard's in-sync replicas, rotated round-robin (reads go only here), with
+        any that recently lost to a hedge moved last."""
         eps = [ep for ep in self.shards[shard] if self.book is None or self.book.in_sync(ep)]
         if len(eps) > 1:
             k = next(self._rr[shard]) % len(eps)
-            eps = eps[k:] + eps[:k]
+            eps = self._suspects.order(eps[k:] + eps[:k])
         return eps
 
     async def read(
@@ -207,11 +215,18 @@ class ShardPool:
         targets: list[tuple[str, str]],
         one: Callable[[str, str], Awaitable[Reply]],
     ) -> Reply:
-        """Try targets in order; errors move on at once, a slow answer is hedged once."""
+        """Try targets in order; errors move on at once, a slow answer is hedged once.
+
+        The hedge goes out at the shard's p95 while the budget allows. With the budget
+        spent, a sub-request still unanswered at `STALL_FACTOR` x p95 (at least
+        `STALL_MIN_S`) is hedged anyway and
+        its replica marked suspect (asked last for a while): a hung replica costs one
+        such hedge per suspect period, never a read that waits for the shard timeout.
+        """
         pending: dict[asyncio.Task[Reply], str] = {}
         queue = list(targets)
         last: ShardCallError | None = None
-        hedged = hedge_sent = False
+        hedged = hedge_sent = over_budget = False
         try:
             while queue or pending:
                 if not pending:
@@ -219,17 +234,23 @@ class ShardPool:
                     pending[asyncio.ensure_future(one(ep, path))] = ep
                 wait_for = None
                 if queue and not hedged and self._budget is not None:
-                    wait_for = self._windows[shard].p95(self._hedge_floor)
+                    p95 = self._windows[shard].p95(self._hedge_floor)
+                    if p95 is not None:
+                        stall = max(STALL_FACTOR * p95, STALL_MIN_S) - p95
+                        wait_for = stall if over_budget else p95
                 done, _ = await asyncio.wait(
                     pending, timeout=wait_for, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:  # slower than the shard's p95: hedge, if the budget allows
-                    hedged = True
                     assert self._budget is not None
-                    if self._budget.take():
-                        hedge_sent = True
-                        ep, path = queue.pop(0)
-                        pending[asyncio.ensure_future(one(ep, path))] = ep
+                    if not over_budget and not self._budget.take():
+                        over_budget = True  # wait on to the stall point
+                        continue
+                    if over_budget:
+                        self._suspects.mark(targets[0][0])
+                    hedged = hedge_sent = True
+                    ep, path = queue.pop(0)
+                    pending[asyncio.ensure_future(one(ep, path))] = ep
                     continue
                 for task in done:
                     ep = pending.pop(task)
@@ -238,9 +259,12 @@ class ShardPool:
                         if hedge_sent:
                             winner = "first" if ep == targets[0][0] else "hedge"
                             self.metrics.hedges.labels(str(shard), winner).inc()
+                            if winner == "hedge":
+                                self._suspects.mark(targets[0][0])
                         return task.result()
                     if not isinstance(exc, ShardCallError):
                         raise exc
+                    self._suspects.mark(ep)
                     last = exc
             raise last or ShardCallError(shard, targets[0][0], "no replica answered")
         finally:
