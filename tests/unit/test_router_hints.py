@@ -169,3 +169,24 @@ def test_filters_and_other_routes_are_replayed_as_they_are() -> None:
         (modify, 1),
         (modify, 1),
     ]
+
+
+def test_exact_vectors_are_kept_per_generation_bounded_and_reloaded_rarely_for_samples() -> None:
+    import numpy as np
+
+    from chroma_operator.router.exact_cache import ExactVectors, TooSoon
+
+    cache = ExactVectors(max_bytes=10_000, max_age_s=60)
+    m = np.zeros((4, 8), dtype=np.float32)
+    cache.check_sample_load("c")  # never loaded: a sample may load
+    cache.put("c", 3, ["a", "b", "c", "d"], m)
+    hit = cache.get("c", 3)
+    assert hit is not None and hit.ids == ["a", "b", "c", "d"]
+    assert cache.get("c", 4) is None  # a write moved the generation
+    with pytest.raises(TooSoon):
+        cache.check_sample_load("c")
+    cache.put("big", 0, ["x"] * 100, np.zeros((100, 64), dtype=np.float32))
+    assert cache.get("big", 0) is None  # larger than the whole budget: not kept
+    old = ExactVectors(max_age_s=0.0)
+    old.put("c", 0, ["a"], m[:1])
+    assert old.get("c", 0) is None  # older than the query cache's TTL

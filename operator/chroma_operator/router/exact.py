@@ -43,7 +43,9 @@ def distances(
 def top_k_as_query(records: Json, queries: Sequence[Sequence[float]], k: int, space: str) -> Json:
     """One shard's `get` answer (with embeddings) turned into its exact `query` answer."""
     ids: list[str] = [str(i) for i in records.get("ids") or []]
-    embeddings = records.get("embeddings") or []
+    embeddings = records.get("embeddings")
+    if embeddings is None:
+        embeddings = []
     q = np.asarray(queries, dtype=np.float32)
     v = np.asarray(embeddings, dtype=np.float32).reshape(len(ids), q.shape[1] if ids else 0)
     dist = distances(q, v, space)

@@ -107,7 +107,7 @@ class RouterMetrics:
         )
         self.recall_skipped = Counter(
             "chroma_router_recall_samples_skipped_total",
-            "Sampled queries not re-run exactly (rate_limited, too_large, error)",
+            "Sampled queries not re-run exactly (rate_limited, too_large, error, write_churn)",
             ["reason"],
             registry=self.registry,
         )

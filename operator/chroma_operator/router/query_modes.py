@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from chroma_operator.router.collections import ResolvedCollection
@@ -41,8 +43,24 @@ async def exact_query(
     body: Json,
     req: QueryRequest,
     headers: dict[str, str],
+    sample: bool = False,
 ) -> Json:
-    """The exact top-k for every query embedding, in a query answer's shape."""
+    """The exact top-k for every query embedding, in a query answer's shape.
+
+    A query with no filter that wants only ids and distances (every recall sample) is
+    answered from the collection's cached vectors while no write moved its generation.
+    A recall sample (`sample`) reloads them at most every SAMPLE_REFETCH_S (else TooSoon).
+    """
+    wanted = [f for f in ANSWER_FIELDS if f in req.include]
+    plain = req.ids is None and not wanted and not body.get("where")
+    plain = plain and not body.get("where_document")
+    generation = st.cache.generation(coll.client_id)
+    if plain:
+        hit = st.exact_vectors.get(coll.client_id, generation)
+        if hit is not None:
+            return vectors_answer(hit.ids, hit.matrix, req, coll.space)
+        if sample:
+            st.exact_vectors.check_sample_load(coll.client_id)
     limit = st.topology.router.exact_search_max_records
     size = await collection_size(core, st, coll, headers)
     if size > limit:
@@ -50,7 +68,6 @@ async def exact_query(
             f"Exact search is limited to collections of {limit:,} records "
             f"(router.exactSearchMaxRecords); this one has {size:,}"
         )
-    wanted = [f for f in ANSWER_FIELDS if f in req.include]
     get_body: Json = {k: body[k] for k in ("where", "where_document") if body.get(k) is not None}
     get_body["include"] = sorted(set(wanted) | {"embeddings"})
     routing = st.routing
@@ -68,14 +85,34 @@ async def exact_query(
         for s, part in parts.items()
     }
     replies, _ = await core.read_shards(st, calls, partial=False)
-    per_shard = []
+    shard_records = []
     for s in sorted(replies):
         records = replies[s].json()
         owned = routing.owned(s, records["ids"])  # during a move: drop copies it does not own
         if owned is not None:
             records = keep_get_rows(records, owned)
+        shard_records.append(records)
+    if plain:
+        ids = [str(i) for r in shard_records for i in r.get("ids") or []]
+        rows = [e for r in shard_records for e in r.get("embeddings") or []]
+        matrix = np.asarray(rows, dtype=np.float32).reshape(len(ids), -1 if ids else 0)
+        st.exact_vectors.put(coll.client_id, generation, ids, matrix)
+        return vectors_answer(ids, matrix, req, coll.space)
+    per_shard = []
+    for records in shard_records:
         answer = top_k_as_query(records, req.embeddings, req.n_results, coll.space)
         if "embeddings" not in wanted:
             answer["embeddings"] = None
         per_shard.append(answer)
     return merge_query(per_shard, len(req.embeddings), req.n_results, req.include)
+
+
+def vectors_answer(
+    ids: list[str], matrix: npt.NDArray[np.float32], req: QueryRequest, space: str
+) -> Json:
+    """The exact top-k over one matrix of every record, ids and distances only."""
+    answer = top_k_as_query(
+        {"ids": ids, "embeddings": matrix}, req.embeddings, req.n_results, space
+    )
+    answer["embeddings"] = None
+    return merge_query([answer], len(req.embeddings), req.n_results, req.include)

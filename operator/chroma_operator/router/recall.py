@@ -18,6 +18,7 @@ from typing import Any
 
 from chroma_operator.router.errors import ChromaHTTPError
 from chroma_operator.router.exact import recall_at_k
+from chroma_operator.router.exact_cache import TooSoon
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.shards import ShardCallError
 
@@ -84,6 +85,9 @@ class RecallSampler:
             return
         except ShardCallError:
             self.metrics.recall_skipped.labels("error").inc()
+            return
+        except TooSoon:
+            self.metrics.recall_skipped.labels("write_churn").inc()
             return
         except Exception:
             log.exception("recall sample failed")

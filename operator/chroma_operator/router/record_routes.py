@@ -8,6 +8,7 @@ by collection, its write generation and the canonical request.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Awaitable
 from typing import Any
@@ -323,6 +324,11 @@ class RecordRoutes:
         async def run_exact() -> dict[str, Any]:
             return await exact_query(self.core, st, coll, body, req, headers)
 
+        async def sample_exact() -> dict[str, Any]:
+            # A recall sample needs only ids: the cached vectors can answer it.
+            ids_only = dataclasses.replace(req, include=[])
+            return await exact_query(self.core, st, coll, body, ids_only, headers, sample=True)
+
         if mode.kind == "exact":
             payload = orjson.dumps(await run_exact())
             if key is not None:
@@ -343,7 +349,7 @@ class RecordRoutes:
             if key is not None:
                 st.cache.put(key, reply.body)
             st.recall.maybe_sample(
-                coll.name, req.n_results, lambda: orjson.loads(reply.body)["ids"], run_exact
+                coll.name, req.n_results, lambda: orjson.loads(reply.body)["ids"], sample_exact
             )
             return Response(reply.body, 200, media_type="application/json")
         shard_include = sorted(set(req.include) | {"distances"})
@@ -362,7 +368,7 @@ class RecordRoutes:
         if key is not None and not failed:
             st.cache.put(key, payload)
         if not failed:
-            st.recall.maybe_sample(coll.name, req.n_results, lambda: merged["ids"], run_exact)
+            st.recall.maybe_sample(coll.name, req.n_results, lambda: merged["ids"], sample_exact)
         return Response(payload, 200, partial_headers(failed), "application/json")
 
     def routes(self) -> list[Route]:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.collections import CollectionMap
+from chroma_operator.router.exact_cache import ExactVectors
 from chroma_operator.router.placement import Routing
 from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.shards import Reply, ShardPool
@@ -36,10 +37,12 @@ class State:
     recall: RecallSampler
     preflight: dict[str, Any] | None = None
     routing: Routing = field(init=False)
+    exact_vectors: ExactVectors = field(init=False)
     in_flight: int = 0  # requests still running on this snapshot (epoch reporting)
 
     def __post_init__(self) -> None:
         self.routing = Routing.of(self.topology.current_placement())
+        self.exact_vectors = ExactVectors(max_age_s=self.topology.router.cache.ttl_seconds)
 
     @property
     def partial_ok(self) -> bool:

@@ -147,6 +147,28 @@ def test_exact_mode_returns_the_brute_force_top_k(
         assert row == sorted(row)
 
 
+def test_exact_ids_only_answers_use_cached_vectors_until_a_write(
+    router: RouterProcess, loaded: dict[str, Any]
+) -> None:
+    """ids-and-distances exact queries share one load of the vectors; a write through the
+    router makes the next one reload, so it sees the new record."""
+    coll = with_mode(router, loaded["coll"].name, "exact")
+    queries = loaded["queries"][:8]
+    first = coll.query(query_embeddings=queries[:4].tolist(), n_results=K, include=["distances"])
+    again = coll.query(query_embeddings=queries[4:].tolist(), n_results=K, include=["distances"])
+    assert first["ids"] + again["ids"] == loaded["truth"][:8]
+    twin = (queries[0] * 1.0001).tolist()  # nearer to query 0 than any record
+    loaded["coll"].add(ids=["twin"], embeddings=[twin], documents=["twin"])
+    try:
+        after = coll.query(query_embeddings=[queries[0].tolist()], n_results=K, include=[])
+        assert after["ids"][0][0] == "twin"
+        assert after["ids"][0][1:] == loaded["truth"][0][: K - 1]
+    finally:
+        loaded["coll"].delete(ids=["twin"])
+    gone = coll.query(query_embeddings=[queries[0].tolist()], n_results=K, include=[])
+    assert gone["ids"][0] == loaded["truth"][0]
+
+
 def test_exact_mode_honours_filters(router: RouterProcess, loaded: dict[str, Any]) -> None:
     coll = with_mode(router, loaded["coll"].name, "exact")
     keep = [j for j, g in enumerate(loaded["groups"]) if g == 1]
