@@ -19,6 +19,7 @@ from cachetools import LRUCache
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 SAMPLE_REFETCH_S = 30.0  # a recall sample reloads a collection's vectors at most this often
+SAMPLE_MAX_AGE_S = 600.0  # ... and, without writes, uses them this long (the SLI's truth)
 
 
 class TooSoon(Exception):
@@ -52,10 +53,13 @@ class ExactVectors:
         if last is not None and time.monotonic() - last < SAMPLE_REFETCH_S:
             raise TooSoon(collection_id)
 
-    def get(self, collection_id: str, generation: int) -> Vectors | None:
+    def get(
+        self, collection_id: str, generation: int, max_age_s: float | None = None
+    ) -> Vectors | None:
         with self._lock:
             hit = self._entries.get((collection_id, generation))
-        if hit is None or time.monotonic() - hit.loaded > self.max_age_s:
+        age = self.max_age_s if max_age_s is None else max_age_s
+        if hit is None or time.monotonic() - hit.loaded > age:
             return None
         return hit
 

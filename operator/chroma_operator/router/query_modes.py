@@ -17,6 +17,7 @@ from chroma_operator.router.collections import ResolvedCollection
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import invalid_argument
 from chroma_operator.router.exact import ANSWER_FIELDS, top_k_as_query
+from chroma_operator.router.exact_cache import SAMPLE_MAX_AGE_S
 from chroma_operator.router.merge import keep_get_rows, merge_query
 from chroma_operator.router.placement import pick
 from chroma_operator.router.state import State
@@ -56,7 +57,8 @@ async def exact_query(
     plain = plain and not body.get("where_document")
     generation = st.cache.generation(coll.client_id)
     if plain:
-        hit = st.exact_vectors.get(coll.client_id, generation)
+        age = SAMPLE_MAX_AGE_S if sample else None
+        hit = st.exact_vectors.get(coll.client_id, generation, age)
         if hit is not None:
             return vectors_answer(hit.ids, hit.matrix, req, coll.space)
         if sample:
