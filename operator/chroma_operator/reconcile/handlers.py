@@ -14,9 +14,10 @@ from typing import Any
 import kopf
 
 from chroma_operator.api import annotations as ann
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.backup import BACKUP_PLURAL
 from chroma_operator.api.models import API_GROUP, API_VERSION, PLURAL
-from chroma_operator.api.tuning_state import IndexReload, index_reload
+from chroma_operator.api.tuning_state import IndexReload, index_reload, tuning_of
 from chroma_operator.api.validate import InvalidResource
 from chroma_operator.build import build_all
 from chroma_operator.build.jobs import front_url
@@ -137,9 +138,10 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             spec = spec.model_copy(update={"shards": lay.statefulsets})
             parsed = parsed.model_copy(update={"spec": spec})
         moved = "resharding" in previous
-        tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
+        tuning = tuning_of(previous)
+        tuned = tuned_hnsw(spec.tuning.apply, tuning)
         restarts = shard_restarts(previous)
-        applied = dict((previous.get("tuning") or {}).get("applied") or {})
+        applied = tuning.applied if tuning is not None else None
         rolling: rollout.State = "idle"
         live_sts = await read_children(
             ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
@@ -152,8 +154,10 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
                 applied, restarts, spec.shards, spec.replicas, live_sts, name
             )
         verify = None
-        if rolling == "done" or index_reload(applied) is IndexReload.VERIFYING:
-            verify = (str(applied["at"]), str(applied["collection"]))
+        if applied is not None and (
+            rolling == "done" or index_reload(applied) is IndexReload.VERIFYING
+        ):
+            verify = (str(applied.at), str(applied.collection))
         states = replica_states.states_of(previous)
         bootstrap = spec.bootstrap.from_backup if spec.bootstrap else None
         desired, skipped = await installable(
@@ -189,7 +193,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
             if not restore and status["phase"] == "Ready":
                 restore = await backups.start_restore(ctx.kube, owner, spec, now) or {}
                 status["restore"] = restore
-                events.append(st.Event("Normal", "Restoring", f"restoring {restore.get('from')}"))
+                events.append(cond.Event("Normal", "Restoring", f"restoring {restore.get('from')}"))
             status = backups.gate_ready(status, restore, now, generation)
             events = [
                 e for e in events if e.reason != "Ready" or restore.get("phase") == "Completed"
@@ -197,7 +201,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         monitoring = [m for m in desired + skipped if monitoring_crd(m)]
         mon_skipped = [m for m in skipped if monitoring_crd(m)]
         if monitoring:
-            status["conditions"] = st.set_condition(
+            status["conditions"] = cond.set_condition(
                 status["conditions"],
                 "Monitoring",
                 not mon_skipped,
@@ -211,16 +215,14 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         )
         if restarts:
             status["shardRestarts"] = {str(i): t for i, t in sorted(restarts.items())}
-        if rolling == "done":
-            status["tuning"] = {
-                **previous["tuning"],
-                "applied": {**applied, "indexReload": IndexReload.VERIFYING.value},
-            }
+        if rolling == "done" and tuning is not None and applied is not None:
+            verifying = applied.model_copy(update={"index_reload": IndexReload.VERIFYING.value})
+            status["tuning"] = tuning.model_copy(update={"applied": verifying}).wire()
             events.append(
-                st.Event(
+                cond.Event(
                     "Normal",
                     "IndexReloaded",
-                    f"every shard restarted with efSearch {applied.get('efSearch')}; "
+                    f"every shard restarted with efSearch {applied.ef_search}; "
                     "measuring what clients get now",
                 )
             )
@@ -281,7 +283,8 @@ async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
                 events = [e for e in events if e.reason != "Ready"]
         await publish(ctx, body, previous, status)
         emit(body, events)
-        applied = (previous.get("tuning") or {}).get("applied") or {}
+        tuning = tuning_of(previous)
+        applied = tuning.applied if tuning is not None else None
         upgrading = (previous.get("upgrade") or {}).get("state") == "Rolling"
         return start_restore or index_reload(applied) is IndexReload.PENDING or upgrading
 
