@@ -12,8 +12,11 @@ from chroma_operator.api.tuning_state import (
     AppliedTuning,
     IndexReload,
     TuningStatus,
+    applied,
     index_reload,
+    reloaded,
     tuning_of,
+    verified,
 )
 from chroma_operator.reconcile.job_records import tuned_hnsw
 from chroma_operator.reconcile.rollout import advance
@@ -162,3 +165,20 @@ def test_crd_keeps_unknown_fields_of_typed_parts() -> None:
     assert applied["x-kubernetes-preserve-unknown-fields"] is True
     objective = props["slo"]["properties"]["objectives"]["items"]
     assert objective["properties"]["burnRates"]["additionalProperties"] == {"type": "number"}
+
+
+def test_the_lifecycle_transitions_set_index_reload() -> None:
+    record, *_ = tuning_outcome("j", RESULT)
+    pending = applied(record, "2026-01-01T00:00:01Z")
+    assert pending.applied is not None and pending.applied.ef_search == 40
+    assert pending.applied.collection == "docs" and pending.applied.max_neighbors == 16
+    assert index_reload(pending.applied) is IndexReload.PENDING
+    assert record.applied is None  # transitions return a new status, the old one is kept
+    verifying = reloaded(pending)
+    assert index_reload(verifying.applied) is IndexReload.VERIFYING
+    done = verified(verifying, verification(verifying, None))
+    assert done.applied is not None and done.applied.verified is not None
+    assert index_reload(done.applied) is IndexReload.DONE and not done.applied.verified.ok
+    wire = done.wire()["applied"]
+    assert wire["indexReload"] == "done" and wire["at"] == "2026-01-01T00:00:01Z"
+    assert wire["verified"]["ok"] is False

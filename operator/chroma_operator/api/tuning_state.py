@@ -4,8 +4,11 @@ A finished tuning Job's compact result becomes `TuningStatus`; when the spec ask
 the chosen efSearch is applied and `applied.indexReload` moves through:
 
 pending    efSearch was applied; shards restart one at a time so loaded indexes use it
-verifying  every shard restarted; a verify Job measures what clients get now
-done       measured (status.tuning.applied.verified says how it went)
+           (`applied`)
+verifying  every shard restarted; a verify Job measures what clients get now (`reloaded`)
+done       measured (status.tuning.applied.verified says how it went) (`verified`)
+
+The transitions below are the only places that set `indexReload`.
 """
 
 from __future__ import annotations
@@ -114,3 +117,44 @@ def index_reload(applied: AppliedTuning | Mapping[str, Any] | None) -> IndexRelo
         return IndexReload(value) if value is not None else None
     except ValueError:
         return None
+
+
+def applied(tuning: TuningStatus, at: str) -> TuningStatus:
+    """-> pending: the chosen efSearch was set on the live collection at `at`."""
+    chosen = tuning.chosen or TunedPoint()
+    return tuning.model_copy(
+        update={
+            "applied": AppliedTuning(
+                ef_search=chosen.ef_search,
+                max_neighbors=chosen.max_neighbors,
+                ef_construction=chosen.ef_construction,
+                collection=tuning.collection,
+                at=at,
+                index_reload=IndexReload.PENDING.value,
+            )
+        }
+    )
+
+
+def reloaded(tuning: TuningStatus) -> TuningStatus:
+    """pending -> verifying: every shard restarted with the applied efSearch."""
+    assert tuning.applied is not None
+    return tuning.model_copy(
+        update={
+            "applied": tuning.applied.model_copy(
+                update={"index_reload": IndexReload.VERIFYING.value}
+            )
+        }
+    )
+
+
+def verified(tuning: TuningStatus, verdict: Verification) -> TuningStatus:
+    """verifying -> done: what clients got after the restart."""
+    assert tuning.applied is not None
+    return tuning.model_copy(
+        update={
+            "applied": tuning.applied.model_copy(
+                update={"index_reload": IndexReload.DONE.value, "verified": verdict}
+            )
+        }
+    )

@@ -8,13 +8,8 @@ from typing import Any
 import httpx
 
 from chroma_operator.api import conditions as cond
-from chroma_operator.api.tuning_state import (
-    AppliedTuning,
-    IndexReload,
-    TuningStatus,
-    index_reload,
-    tuning_of,
-)
+from chroma_operator.api import tuning_state
+from chroma_operator.api.tuning_state import IndexReload, TuningStatus, index_reload, tuning_of
 from chroma_operator.api.validate import InvalidResource
 from chroma_operator.build.meta import Owner
 from chroma_operator.build.tuning import VERIFY_ANNOTATION
@@ -89,14 +84,7 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
                 await tuning.apply_ef_search(
                     ctx.router_url(owner), record.collection, chosen.ef_search
                 )
-                record.applied = AppliedTuning(
-                    ef_search=chosen.ef_search,
-                    max_neighbors=chosen.max_neighbors,
-                    ef_construction=chosen.ef_construction,
-                    collection=record.collection,
-                    at=utcnow(),
-                    index_reload=IndexReload.PENDING.value,
-                )
+                record = tuning_state.applied(record, utcnow())
                 message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
             except httpx.HTTPError as exc:
                 record.apply_error = str(exc)
@@ -135,8 +123,7 @@ async def record_verification(
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
         result = jobs.parse_result(jobs.termination_message(pods))
         verdict = tuning.verification(record, result)
-        record.applied.index_reload = IndexReload.DONE.value
-        record.applied.verified = verdict
+        record = tuning_state.verified(record, verdict)
         ok, message = verdict.ok, verdict.message
         metrics.TUNING_RESULTS.labels(outcome="verified" if ok else "not-verified").inc()
         conditions = cond.set_condition(

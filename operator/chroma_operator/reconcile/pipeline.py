@@ -22,7 +22,13 @@ from typing import Any
 from chroma_operator.api import annotations as ann
 from chroma_operator.api import conditions as cond
 from chroma_operator.api.models import ChromaCluster, ChromaClusterSpec
-from chroma_operator.api.tuning_state import IndexReload, TuningStatus, index_reload, tuning_of
+from chroma_operator.api.tuning_state import (
+    IndexReload,
+    TuningStatus,
+    index_reload,
+    reloaded,
+    tuning_of,
+)
 from chroma_operator.api.validate import InvalidResource
 from chroma_operator.build import build_all
 from chroma_operator.build.meta import Manifest, Owner
@@ -224,8 +230,7 @@ def with_tuning(
         status["shardRestarts"] = {str(i): t for i, t in sorted(roll.restarts.items())}
     applied = roll.tuning.applied if roll.tuning is not None else None
     if roll.rolling == "done" and roll.tuning is not None and applied is not None:
-        verifying = applied.model_copy(update={"index_reload": IndexReload.VERIFYING.value})
-        status["tuning"] = roll.tuning.model_copy(update={"applied": verifying}).wire()
+        status["tuning"] = reloaded(roll.tuning).wire()
         events.append(
             cond.Event(
                 "Normal",
