@@ -3,7 +3,8 @@
 KMock 0.8 stores objects as they are sent. A real API server also stamps `uid`,
 `resourceVersion`, `generation` and `creationTimestamp`, keeps `spec` out of status
 writes and `status` out of main-resource writes, and answers a failed JSON-patch `test`
-with 422. kopf relies on all of these, so this subclass adds them and nothing else.
+with 422. kopf relies on all of these, so this subclass adds them. It also serves a pod's
+`log` subresource from `pod_logs` (KMock has no kubelet), for `kubectl chroma logs`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 import datetime
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -36,6 +38,7 @@ from chroma_operator.reconcile.slo_loop import MetricsUrls
 
 Obj = dict[str, Any]
 CLUSTERS = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
+POD_LOG = re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log/?")
 
 
 def merge_diff(old: Obj, new: Obj) -> Obj:
@@ -67,13 +70,52 @@ class ApiServer(kmock.KubernetesEmulator):
     """Namespaces that exist besides those of stored objects."""
     created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict)
     """(plural, namespace, name) -> time.monotonic() when the create arrived (for timings)."""
+    pod_logs: dict[tuple[str, str, str], str] = attrs.field(factory=dict)
+    """(namespace, pod, container) -> what that container logged (the kubelet's part)."""
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # KMock 0.8 cannot parse the cluster-level path /api/v1/namespaces (kopf lists and
         # watches it when given namespaces); serve it here from the namespaces in use.
         if raw_request.path.rstrip("/") == "/api/v1/namespaces":
             return await self._serve_namespaces(raw_request)
+        # KMock would answer pods/<name>/log with the Pod object; a real server sends text.
+        log = POD_LOG.fullmatch(raw_request.path)
+        if log is not None and raw_request.method == "GET":
+            return self._serve_pod_log(raw_request, log.group(1), log.group(2))
         return await super().__call__(raw_request)
+
+    def _serve_pod_log(
+        self, raw_request: aiohttp.web.BaseRequest, namespace: str, name: str
+    ) -> aiohttp.web.StreamResponse:
+        """As the API server does: 404 for no such pod, 400 for no such container, else the
+        container's log as text (the last `tailLines` lines when asked)."""
+        pod = next(
+            (
+                o.raw
+                for (r, ns, n), o in self.objects.items()
+                if r.plural == "pods" and ns == namespace and n == name and not o.deleted
+            ),
+            None,
+        )
+        if pod is None:
+            return _status(404, "NotFound", f'pods "{name}" not found')
+        containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+        container = raw_request.query.get("container")
+        if container is None and len(containers) == 1:
+            container = containers[0]
+        if container is None:
+            message = (
+                f"a container name must be specified for pod {name}, choose one of: {containers}"
+            )
+            return _status(400, "BadRequest", message)
+        if container not in containers:
+            return _status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        text = self.pod_logs.get((namespace, name, container), "")
+        tail = raw_request.query.get("tailLines")
+        if tail is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-int(tail) :] if int(tail) > 0 else [])
+        return aiohttp.web.Response(text=text, content_type="text/plain")
 
     async def _serve_namespaces(
         self, raw_request: aiohttp.web.BaseRequest
@@ -193,6 +235,19 @@ class ApiServer(kmock.KubernetesEmulator):
         meta["generation"] = generation
         meta["resourceVersion"] = str(next(self._versions))
         return _with_data(request, merge_diff(current, wanted))
+
+
+def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
+    """A failed call's body, as the API server shapes it (a v1 Status)."""
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    return aiohttp.web.json_response(body, status=code)
 
 
 def declare_resources(server: ApiServer) -> None:

@@ -74,13 +74,16 @@ def _objects(t: Target) -> Any:
     return client.CustomObjectsApi(t.api)
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(fn: Any, *args: Any, not_found: str | None = None, **kwargs: Any) -> Any:
+    """Call the API; errors become one clear line (`not_found` replaces a 404's)."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     try:
         return fn(*args, **kwargs)
     except ApiException as exc:
+        if exc.status == 404 and not_found:
+            _fail(not_found)
         try:
             message = json.loads(exc.body or "{}").get("message") or exc.reason
         except ValueError:
@@ -302,6 +305,12 @@ def logs(
     from kubernetes import client
 
     t: Target = ctx.obj
+    spec = _get(t, name).get("spec") or {}  # a clear "not found" for the cluster first
+    shards, replicas = int(spec.get("shards") or 1), int(spec.get("replicas") or 1)
+    if not 0 <= shard < shards:
+        _fail(f"--shard {shard}: {name} has {shards} shard(s), 0..{shards - 1}")
+    if not 0 <= replica < replicas:
+        _fail(f"--replica {replica}: {name} has {replicas} replica(s) a shard, 0..{replicas - 1}")
     pod = f"{naming.shard(name, shard)}-{replica}"
     text = _call(
         client.CoreV1Api(t.api).read_namespaced_pod_log,
@@ -309,6 +318,8 @@ def logs(
         t.namespace,
         container=container,
         tail_lines=tail,
+        not_found=f"pod {pod} (shard {shard}, replica {replica} of {name}) does not exist: "
+        f"not scheduled yet, or hibernated? (kubectl chroma status {name})",
     )
     typer.echo(text, nl=False)
 

@@ -9,10 +9,14 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from chroma_operator.api.validate import parse_cluster
+from chroma_operator.build import build_all, naming
+from chroma_operator.build.meta import Owner
 from chroma_operator.reconcile.kube import Kube
 from kube_emulator import ApiServer
 from kubectl import cluster_doc, kubectl_apply
@@ -158,3 +162,65 @@ def test_the_plugin_is_an_installed_console_script(repo_root: Path) -> None:
     project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["kubectl-chroma"] == "chroma_operator.kubectl_plugin:main"
     assert any(d.startswith("kubernetes") for d in project["dependencies"])
+
+
+def _shard_pod(doc: dict[str, Any], shard: int, replica: int) -> dict[str, Any]:
+    """The pod the shard's StatefulSet controller would create (its template, its name)."""
+    owner = Owner(name=doc["metadata"]["name"], namespace=NS)
+    sts = next(
+        m
+        for m in build_all(parse_cluster(doc), owner)
+        if m["kind"] == "StatefulSet" and m["metadata"]["name"] == naming.shard(owner.name, shard)
+    )
+    template = sts["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{sts['metadata']['name']}-{replica}",
+            "namespace": NS,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": template["spec"],
+    }
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+async def test_kubectl_chroma_logs_reads_one_replica_and_names_a_missing_pod(
+    apiserver: ApiServer, kube: Kube, plugin_env: dict[str, str]
+) -> None:
+    doc = cluster_doc("demo", NS, {"shards": 2, "replicas": 2})
+    await kubectl_apply(kube, doc)
+    pod = _shard_pod(doc, 1, 1)
+    await kube.create(pod)
+    name = pod["metadata"]["name"]
+    apiserver.pod_logs[(NS, name, "chroma")] = "starting chroma\nlistening on :8000\nready\n"
+    apiserver.pod_logs[(NS, name, "router")] = "router serving shard 1\n"
+    env = plugin_env
+
+    code, out, err = await kubectl(env, "-n", NS, "logs", "demo", "--shard", "1", "--replica", "1")
+    assert code == 0, err
+    assert out == "starting chroma\nlistening on :8000\nready\n"
+    code, out, err = await kubectl(
+        env, "-n", NS, "logs", "demo", "--shard", "1", "--replica", "1", "--tail", "1"
+    )
+    assert (code, out) == (0, "ready\n"), err
+    code, out, err = await kubectl(
+        env, "-n", NS, "logs", "demo", "--shard", "1", "--replica", "1", "-c", "router"
+    )
+    assert (code, out) == (0, "router serving shard 1\n"), err
+
+    # Clear errors, never a traceback: no such pod, container, shard, or cluster.
+    code, _, err = await kubectl(env, "-n", NS, "logs", "demo")
+    assert code == 1 and "Traceback" not in err
+    assert f"pod {naming.shard('demo', 0)}-0 (shard 0, replica 0 of demo) does not exist" in err
+    code, _, err = await kubectl(
+        env, "-n", NS, "logs", "demo", "--shard", "1", "--replica", "1", "-c", "sidecar"
+    )
+    assert code == 1 and "container sidecar is not valid" in err and "Traceback" not in err
+    code, _, err = await kubectl(env, "-n", NS, "logs", "demo", "--shard", "2")
+    assert code == 1 and "demo has 2 shard(s), 0..1" in err
+    code, _, err = await kubectl(env, "-n", NS, "logs", "demo", "--replica", "5")
+    assert code == 1 and "demo has 2 replica(s) a shard, 0..1" in err
+    code, _, err = await kubectl(env, "-n", NS, "logs", "nothere")
+    assert code == 1 and "404" in err and "Traceback" not in err

@@ -19,3 +19,18 @@ def test_encoder_cli_defaults_are_the_spec_defaults() -> None:
     assert options["max_client_batch"] == spec.batching.max_client_batch
     assert options["max_batch_delay_ms"] == spec.batching.max_batch_delay_ms
     assert options["port"] == spec.port
+
+
+def test_encoder_server_and_batcher_defaults_are_the_spec_defaults() -> None:
+    """The app's settings and the batcher's config, used directly (tests, benchmarks,
+    embedding in another server), default to what a ChromaCluster pod runs with."""
+    from chroma_operator.encoder.app import ServerSettings
+    from chroma_operator.encoder.batcher import BatcherConfig
+
+    spec = Encoder()
+    settings, batcher = ServerSettings(), BatcherConfig()
+    assert settings.max_queue == batcher.max_queue == spec.batching.max_queue
+    assert settings.auto_truncate is spec.truncate
+    assert settings.max_client_batch == spec.batching.max_client_batch
+    assert settings.max_batch_delay_ms == spec.batching.max_batch_delay_ms
+    assert batcher.max_batch_delay == spec.batching.max_batch_delay_ms / 1000.0

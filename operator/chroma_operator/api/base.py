@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -24,6 +26,20 @@ class Model(BaseModel):
         validate_default=True,
         use_attribute_docstrings=False,
     )
+
+
+class Observed(Model):
+    """Base for status parts the operator writes: unknown fields are kept, not refused, so
+    an object written by an older or newer operator still parses and nothing is pruned."""
+
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The camelCase object written into status (unknown values left out, not null:
+        a JSON merge patch reads null as "delete")."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 Quantity = str

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from chroma_operator.api.base import Model
+from chroma_operator.api.slo_status import SloStatus
+from chroma_operator.api.tuning_state import TuningStatus
 
 
 class Condition(Model):
@@ -94,9 +96,9 @@ class ChromaClusterStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     shards: list[ShardStatus] = Field(default_factory=list)
     endpoints: Endpoints | None = None
-    tuning: dict[str, Any] | None = None
+    tuning: TuningStatus | None = None
     repair: dict[str, Any] | None = None
-    slo: dict[str, Any] | None = None
+    slo: SloStatus | None = None
     resharding: dict[str, Any] | None = Field(
         default=None,
         description="A shard-count change: phase, epoch, placement, collections done, "

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chroma_operator.api.encoder_spec import Encoder
 from chroma_operator.encoder.batcher import (
     BackendError,
     Batcher,
@@ -78,16 +79,20 @@ class EncoderLike(Protocol):
     def encode(self, texts: Sequence[str]) -> FloatArray: ...
 
 
+_SPEC = Encoder()
+
+
 @dataclass(frozen=True)
 class ServerSettings:
-    """Batching and limits; the CLI flags map one to one."""
+    """Batching and limits; the CLI flags map one to one. Defaults are the ChromaCluster
+    spec's (spec.encoder), so every way of starting the encoder behaves the same."""
 
     max_batch_size: int = 32
     max_batch_tokens: int = 0
-    max_batch_delay_ms: float = 5.0
-    max_client_batch: int = 8192
-    max_queue: int = 65_536
-    auto_truncate: bool = False
+    max_batch_delay_ms: float = float(_SPEC.batching.max_batch_delay_ms)
+    max_client_batch: int = _SPEC.batching.max_client_batch
+    max_queue: int = _SPEC.batching.max_queue
+    auto_truncate: bool = _SPEC.truncate
     served_model_name: str | None = None
     shutdown_timeout: float = 30.0
     """At shutdown, how long accepted texts may take to be answered before they fail."""

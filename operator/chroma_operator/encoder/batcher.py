@@ -27,6 +27,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from chroma_operator.api.encoder_spec import Batching
+
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
@@ -84,14 +86,18 @@ class _Piece:
     stop: int
 
 
+_SPEC = Batching()
+"""Defaults are the ChromaCluster spec's (spec.encoder.batching): one source."""
+
+
 @dataclass
 class BatcherConfig:
     """Knobs of the batching loop; see the CLI for their meaning."""
 
     max_batch_size: int = 32
     max_batch_tokens: int = 0  # padded tokens (batch size x longest), 0 = no budget
-    max_batch_delay: float = 0.005
-    max_queue: int = 65_536
+    max_batch_delay: float = _SPEC.max_batch_delay_ms / 1000.0
+    max_queue: int = _SPEC.max_queue
     max_input_tokens: int = 512  # lengths are clipped to this (the model truncates)
 
 

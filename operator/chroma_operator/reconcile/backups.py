@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build.backup import BACKUP_LABEL, build_backup_job
 from chroma_operator.build.meta import Owner
@@ -127,12 +128,14 @@ def gate_ready(status: Obj, restore: Mapping[str, Any], now: str, generation: in
     if status.get("phase") == "Ready":
         status["phase"], status["reason"], status["message"] = "Provisioning", reason, message
     conditions = status["conditions"]
-    conditions = st.set_condition(conditions, st.READY, False, reason, message, now, generation)
-    conditions = st.set_condition(
+    conditions = cond.set_condition(conditions, st.READY, False, reason, message, now, generation)
+    conditions = cond.set_condition(
         conditions, st.PROGRESSING, phase != "Failed", reason, message, now, generation
     )
     if phase != "Failed":
-        conditions = st.set_condition(conditions, RESTORED, False, reason, message, now, generation)
+        conditions = cond.set_condition(
+            conditions, RESTORED, False, reason, message, now, generation
+        )
     status["conditions"] = conditions
     return status
 

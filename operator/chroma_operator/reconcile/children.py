@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.build import required_crd
 from chroma_operator.build.autoscaling import required_crd as keda_crd
 from chroma_operator.build.meta import Manifest
-from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.context import (
     Obj,
 )
@@ -20,16 +20,16 @@ def summary(verb: str, keys: list[tuple[str, str]]) -> str:
     return f"{verb} {len(keys)} object(s): {names}"
 
 
-def sync_events(result: SyncResult) -> list[st.Event]:
+def sync_events(result: SyncResult) -> list[cond.Event]:
     events = []
     if result.created:
-        events.append(st.Event("Normal", "Created", summary("Created", result.created)))
+        events.append(cond.Event("Normal", "Created", summary("Created", result.created)))
     if result.patched:
-        events.append(st.Event("Normal", "Updated", summary("Updated", result.patched)))
+        events.append(cond.Event("Normal", "Updated", summary("Updated", result.patched)))
     if result.deleted:
-        events.append(st.Event("Normal", "Deleted", summary("Deleted", result.deleted)))
+        events.append(cond.Event("Normal", "Deleted", summary("Deleted", result.deleted)))
     for (kind, name), message in result.failed:
-        events.append(st.Event("Warning", "ApplyFailed", f"{kind} {name}: {message}"))
+        events.append(cond.Event("Warning", "ApplyFailed", f"{kind} {name}: {message}"))
     return events
 
 
@@ -67,4 +67,4 @@ def autoscaling_condition(
         else "encoder ScaledObject created"
     )
     reason = "KedaMissing" if missing else "Created"
-    return st.set_condition(conditions, "Autoscaling", not missing, reason, message, now, gen)
+    return cond.set_condition(conditions, "Autoscaling", not missing, reason, message, now, gen)

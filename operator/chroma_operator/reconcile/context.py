@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.models import KIND, ChromaCluster
 from chroma_operator.api.validate import InvalidResource, parse_cluster
 from chroma_operator.build.jobs import front_url
@@ -79,9 +80,16 @@ def annotations_of(body: Mapping[str, Any]) -> dict[str, str]:
     return dict((body.get("metadata") or {}).get("annotations") or {})
 
 
-def emit(body: Mapping[str, Any], events: list[st.Event]) -> None:
+def emit(body: Mapping[str, Any], events: Sequence[cond.Event]) -> None:
+    """Post Events from inside a kopf handler (kopf batches and posts them)."""
     for ev in events:
         kopf.event(cast(Any, dict(body)), type=ev.type, reason=ev.reason, message=ev.message[:1024])
+
+
+async def post_events(ctx: Context, body: Mapping[str, Any], events: Sequence[cond.Event]) -> None:
+    """Post Events from outside a kopf handler (the SLO loop, background moves)."""
+    for ev in events:
+        await ctx.kube.post_event(dict(body), ev.type, ev.reason, ev.message)
 
 
 async def publish(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chroma_operator.api import annotations as ann
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.models import ChromaClusterSpec
 from chroma_operator.build import Operations, naming
 from chroma_operator.build.images import chroma_image
@@ -31,7 +32,7 @@ class Day2:
     ops: Operations
     operation: st.Operation | None
     status: Obj = field(default_factory=dict)
-    events: list[st.Event] = field(default_factory=list)
+    events: list[cond.Event] = field(default_factory=list)
 
 
 def operation_of(
@@ -48,7 +49,7 @@ def operation_of(
 
 def fence_status(
     annotations: Mapping[str, str], spec: ChromaClusterSpec, previous: Mapping[str, Any]
-) -> tuple[list[str], Obj, list[st.Event]]:
+) -> tuple[list[str], Obj, list[cond.Event]]:
     """The replicas to fence, status.fence, Events. An invalid annotation changes nothing:
     the last valid fence stays in force and a Warning names the problem."""
     before = dict(previous.get("fence") or {})
@@ -59,7 +60,7 @@ def fence_status(
         events = (
             []
             if before.get("problem") == problem
-            else [st.Event("Warning", "InvalidFence", problem)]
+            else [cond.Event("Warning", "InvalidFence", problem)]
         )
         return applied, {"replicas": applied, "problem": problem}, events
     events = []
@@ -67,7 +68,7 @@ def fence_status(
     removed = [r for r in applied if r not in fence.replicas]
     if added:
         events.append(
-            st.Event(
+            cond.Event(
                 "Normal",
                 "Fenced",
                 f"{', '.join(added)} out of reads and writes (writes become hints); "
@@ -76,7 +77,7 @@ def fence_status(
         )
     if removed:
         events.append(
-            st.Event(
+            cond.Event(
                 "Normal",
                 "Unfenced",
                 f"{', '.join(removed)} back in service; the routers replay their hints",
@@ -120,14 +121,14 @@ async def prepare(
         )
         images = step.images
         status["upgrade"] = step.status
-        events += [st.Event(*e) for e in step.events]
+        events += step.events
     sized = await resize.resize(
         kube, owner, spec.storage.size, spec.storage.storage_class_name, shards
     )
     said = (previous.get("storage") or {}).get("size") == spec.storage.size and bool(
         (previous.get("storage") or {}).get("kept")
     )
-    events += [st.Event(*e) for e in sized.events if e[0] != "Warning" or not said]
+    events += [e for e in sized.events if e.type != "Warning" or not said]
     status["storage"] = {"size": spec.storage.size}
     if sized.keep:
         status["storage"]["kept"] = {str(i): s for i, s in sorted(sized.keep.items())}

@@ -1,4 +1,5 @@
-"""kopf handlers: one idempotent reconcile for create/update/resume, status from children.
+"""kopf handlers: one idempotent reconcile (cluster.py) for create/update/resume, status
+from children, finished Jobs into status, ChromaBackups.
 
 Handlers are registered on a given registry (a fresh one per test, the default one in
 production), so the same code runs under `chroma-operator run` and in the test suite.
@@ -13,57 +14,29 @@ from typing import Any
 
 import kopf
 
-from chroma_operator.api import annotations as ann
 from chroma_operator.api.backup import BACKUP_PLURAL
 from chroma_operator.api.models import API_GROUP, API_VERSION, PLURAL
-from chroma_operator.api.tuning_state import IndexReload, index_reload
-from chroma_operator.api.validate import InvalidResource
-from chroma_operator.build import build_all
 from chroma_operator.build.jobs import front_url
-from chroma_operator.build.meta import Owner
-from chroma_operator.build.monitoring import required_crd as monitoring_crd
 from chroma_operator.reconcile import (
     backups,
-    day2,
     jobs,
-    metrics,
-    replica_states,
-    rollout,
     slo_loop,
 )
 from chroma_operator.reconcile import reshard as rs
-from chroma_operator.reconcile import status as st
-from chroma_operator.reconcile.children import (
-    STATUS_KINDS,
-    autoscaling_condition,
-    installable,
-    skipped_message,
-    sync_events,
-)
+from chroma_operator.reconcile.cluster import reconcile, refresh_status
 from chroma_operator.reconcile.context import (
     Context,
     Logger,
-    Obj,
     RouterUrl,
-    annotations_of,
-    emit,
-    fetch_cluster,
-    parse_body,
-    publish,
     utcnow,
 )
 from chroma_operator.reconcile.job_records import (
     record_repair,
     record_restore,
     record_tuning,
-    shard_restarts,
-    tuned_hnsw,
 )
 from chroma_operator.reconcile.kube import Kube, KubeConfig
-from chroma_operator.reconcile.moves import start_move
 from chroma_operator.reconcile.observers import collect_replica_states, evaluate_slo
-from chroma_operator.reconcile.sync import read_children, sync_children
-from chroma_operator.reshard.plan import ReshardRefused
 
 JobRecorder = Callable[[Context, str, str, Mapping[str, Any]], Awaitable[bool]]
 MANAGED = {"app.kubernetes.io/managed-by": "chroma-operator", "app.kubernetes.io/name": "chroma"}
@@ -82,208 +55,7 @@ BACKUP_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component"
 RESTORE_JOBS = {"app.kubernetes.io/name": "chroma", "app.kubernetes.io/component": "restore"}
 
 
-RESHARDING = rs.REFUSED
-
-
 log = logging.getLogger(__name__)
-
-
-async def reconcile(ctx: Context, namespace: str, name: str, logger: Logger) -> None:
-    """Make the cluster's children match its spec and publish what is observed."""
-    with metrics.RECONCILE_SECONDS.time():
-        outcome = await _reconcile(ctx, namespace, name, logger)
-    metrics.RECONCILES.labels(result=outcome).inc()
-
-
-async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) -> str:
-    async with ctx.lock(namespace, name):
-        body = await fetch_cluster(ctx, namespace, name)
-        if body is None:
-            return "gone"
-        previous: Obj = dict(body.get("status") or {})
-        generation = body.get("metadata", {}).get("generation")
-        now = utcnow()
-        if ann.paused(annotations_of(body)):
-            logger.info("Reconciliation paused by %s", ann.RECONCILE)
-            status, events = st.paused_status(
-                previous,
-                f"reconciliation paused ({ann.RECONCILE}: {ann.PAUSED_VALUE}): the operator "
-                "changes nothing until the annotation is removed",
-                previous.get("observedGeneration"),
-                now,
-            )
-            await publish(ctx, body, previous, status)
-            emit(body, events)
-            return "paused"
-        parsed = parse_body(body)
-        if isinstance(parsed, InvalidResource):
-            logger.warning("Invalid ChromaCluster: %s", parsed)
-            status, events = st.failed_status(previous, parsed.problems, generation, now)
-            await publish(ctx, body, previous, status)
-            emit(body, events)
-            return "invalid"
-        spec = parsed.spec
-        try:
-            lay = rs.layout(previous, spec.shards)
-        except ReshardRefused as exc:
-            message = f"spec.shards: {exc}; nothing was changed"
-            status, events = st.refused_status(previous, RESHARDING, message, generation, now)
-            await publish(ctx, body, previous, status)
-            emit(body, events)
-            return "refused"
-        owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-        target_spec = spec
-        if lay.statefulsets != spec.shards:  # a shrink keeps the old shards until cleanup
-            spec = spec.model_copy(update={"shards": lay.statefulsets})
-            parsed = parsed.model_copy(update={"spec": spec})
-        moved = "resharding" in previous
-        tuned = tuned_hnsw(spec.tuning.apply, previous.get("tuning"))
-        restarts = shard_restarts(previous)
-        applied = dict((previous.get("tuning") or {}).get("applied") or {})
-        rolling: rollout.State = "idle"
-        live_sts = await read_children(
-            ctx.kube, build_all(parsed, owner, tuned, restarts), {"StatefulSet"}
-        )
-        d2 = await day2.prepare(
-            ctx.kube, owner, spec, annotations_of(body), previous, live_sts, now
-        )
-        if index_reload(applied) is IndexReload.PENDING and not d2.ops.hibernated:
-            restarts, rolling = rollout.advance(
-                applied, restarts, spec.shards, spec.replicas, live_sts, name
-            )
-        verify = None
-        if rolling == "done" or index_reload(applied) is IndexReload.VERIFYING:
-            verify = (str(applied["at"]), str(applied["collection"]))
-        states = replica_states.states_of(previous)
-        bootstrap = spec.bootstrap.from_backup if spec.bootstrap else None
-        desired, skipped = await installable(
-            ctx.kube,
-            build_all(
-                parsed,
-                owner,
-                tuned,
-                restarts,
-                verify,
-                states,
-                placement=lay.placement if moved else None,
-                listed_shards=lay.listed if lay.listed != spec.shards else None,
-                ops=d2.ops,
-                restore=bootstrap is not None and backups.restore_phase(previous) == "Running",
-            ),
-        )
-        result = await sync_children(ctx.kube, owner, desired)
-        if result.writes:
-            logger.info(
-                "Synced: %d created, %d updated, %d deleted",
-                len(result.created),
-                len(result.patched),
-                len(result.deleted),
-            )
-        obs = st.observe(owner, spec, result.live, d2.ops.hibernated)
-        obs.errors.extend(f"{k} {n}: {m}" for (k, n), m in result.failed)
-        status, events = st.next_status(previous, owner, spec, obs, generation, now, d2.operation)
-        status.update(d2.status)
-        events = d2.events + events
-        if bootstrap is not None:
-            restore = dict(previous.get("restore") or {})
-            if not restore and status["phase"] == "Ready":
-                restore = await backups.start_restore(ctx.kube, owner, spec, now) or {}
-                status["restore"] = restore
-                events.append(st.Event("Normal", "Restoring", f"restoring {restore.get('from')}"))
-            status = backups.gate_ready(status, restore, now, generation)
-            events = [
-                e for e in events if e.reason != "Ready" or restore.get("phase") == "Completed"
-            ]
-        monitoring = [m for m in desired + skipped if monitoring_crd(m)]
-        mon_skipped = [m for m in skipped if monitoring_crd(m)]
-        if monitoring:
-            status["conditions"] = st.set_condition(
-                status["conditions"],
-                "Monitoring",
-                not mon_skipped,
-                "PrometheusOperatorMissing" if mon_skipped else "Created",
-                skipped_message(mon_skipped) if mon_skipped else "monitoring objects created",
-                now,
-                generation,
-            )
-        status["conditions"] = autoscaling_condition(
-            status["conditions"], desired, skipped, now, generation
-        )
-        if restarts:
-            status["shardRestarts"] = {str(i): t for i, t in sorted(restarts.items())}
-        if rolling == "done":
-            status["tuning"] = {
-                **previous["tuning"],
-                "applied": {**applied, "indexReload": IndexReload.VERIFYING.value},
-            }
-            events.append(
-                st.Event(
-                    "Normal",
-                    "IndexReloaded",
-                    f"every shard restarted with efSearch {applied.get('efSearch')}; "
-                    "measuring what clients get now",
-                )
-            )
-        # The count records are placed by now (the target once a move has begun).
-        status["shardCount"] = lay.placement.shards
-        await publish(ctx, body, previous, status)
-        emit(body, sync_events(result) + events)
-        if lay.wanted:
-            start_move(ctx, owner, target_spec.shards, previous, target_spec, reconcile)
-        for verb, keys in (
-            ("create", result.created),
-            ("patch", result.patched),
-            ("delete", result.deleted),
-        ):
-            if keys:
-                metrics.CHILD_WRITES.labels(verb=verb).inc(len(keys))
-        return "failed" if result.failed else "ok"
-
-
-async def refresh_status(ctx: Context, namespace: str, name: str) -> bool:
-    """Recompute status from the children's status alone (no writes to children).
-
-    Returns True when a rolling restart is in progress (the caller reconciles, which
-    moves it on to the next shard) or a bootstrap restore is due to start."""
-    async with ctx.lock(namespace, name):
-        body = await fetch_cluster(ctx, namespace, name)
-        if body is None:
-            return False
-        parsed = parse_body(body)
-        previous: Obj = dict(body.get("status") or {})
-        if isinstance(parsed, InvalidResource) or previous.get("reason") == RESHARDING:
-            return False
-        annotations = annotations_of(body)
-        if ann.paused(annotations) or previous.get("phase") == "Paused":
-            return False  # paused: nothing is published; resumed: the reconcile publishes
-        if previous.get("observedGeneration") is None:
-            return False  # not reconciled yet: the first reconcile publishes the first status
-        if previous.get("shardCount") not in (None, parsed.spec.shards):
-            return False
-        owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-        # Only the children's names matter for reading their status.
-        live = await read_children(ctx.kube, build_all(parsed, owner), STATUS_KINDS)
-        operation = day2.operation_of(annotations, previous)
-        obs = st.observe(owner, parsed.spec, live, ann.hibernated(annotations))
-        generation = previous.get("observedGeneration")
-        now = utcnow()
-        status, events = st.next_status(
-            previous, owner, parsed.spec, obs, generation, now, operation
-        )
-        start_restore = False
-        spec = parsed.spec
-        if spec.bootstrap is not None and spec.bootstrap.from_backup is not None:
-            restore = dict(previous.get("restore") or {})
-            # Shards just became ready: the caller reconciles, which starts the restore.
-            start_restore = not restore and status["phase"] == "Ready"
-            status = backups.gate_ready(status, restore, now, generation)
-            if restore.get("phase") != "Completed":
-                events = [e for e in events if e.reason != "Ready"]
-        await publish(ctx, body, previous, status)
-        emit(body, events)
-        applied = (previous.get("tuning") or {}).get("applied") or {}
-        upgrading = (previous.get("upgrade") or {}).get("state") == "Rolling"
-        return start_restore or index_reload(applied) is IndexReload.PENDING or upgrading
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

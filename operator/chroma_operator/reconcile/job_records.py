@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 
-from chroma_operator.api.tuning_state import IndexReload, index_reload
+from chroma_operator.api import conditions as cond
+from chroma_operator.api import tuning_state
+from chroma_operator.api.tuning_state import IndexReload, TuningStatus, index_reload, tuning_of
 from chroma_operator.api.validate import InvalidResource
 from chroma_operator.build.meta import Owner
 from chroma_operator.build.tuning import VERIFY_ANNOTATION
@@ -18,7 +20,6 @@ from chroma_operator.reconcile import (
     repair,
     tuning,
 )
-from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.context import (
     Context,
     Obj,
@@ -35,16 +36,17 @@ def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
     return {int(k): str(v) for k, v in (status.get("shardRestarts") or {}).items()}
 
 
-def tuned_hnsw(apply: str, tuning: Mapping[str, Any] | None) -> dict[str, int] | None:
+def tuned_hnsw(apply: str, tuning: TuningStatus | None) -> dict[str, int] | None:
     """HNSW defaults a tuning run applied (status.tuning.applied), in the spec's terms."""
-    applied = (tuning or {}).get("applied") or {}
-    if apply == "none" or not applied.get("efSearch"):
+    applied = tuning.applied if tuning is not None else None
+    if apply == "none" or applied is None or not applied.ef_search:
         return None
-    out = {"ef_search": int(applied["efSearch"])}
+    out = {"ef_search": applied.ef_search}
     if apply == "all":
-        for src, dst in (("maxNeighbors", "max_neighbors"), ("efConstruction", "ef_construction")):
-            if applied.get(src):
-                out[dst] = int(applied[src])
+        if applied.max_neighbors:
+            out["max_neighbors"] = applied.max_neighbors
+        if applied.ef_construction:
+            out["ef_construction"] = applied.ef_construction
     return out
 
 
@@ -61,7 +63,8 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
         if body is None:
             return False
         previous: Obj = dict(body.get("status") or {})
-        if (previous.get("tuning") or {}).get("job") == job_name:
+        before = tuning_of(previous)
+        if before is not None and before.job == job_name:
             return False  # already recorded
         parsed = parse_body(body)
         if isinstance(parsed, InvalidResource):
@@ -71,41 +74,33 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
         record, ok, reason, message = tuning.tuning_outcome(job_name, result)
         metrics.TUNING_RESULTS.labels(outcome="tuned" if ok else reason).inc()
         events = [
-            st.Event("Normal" if ok else "Warning", "Tuned" if ok else "TuningFailed", message)
+            cond.Event("Normal" if ok else "Warning", "Tuned" if ok else "TuningFailed", message)
         ]
         apply = parsed.spec.tuning.apply
-        if ok and result is not None and apply != "none":
-            chosen = result["chosen"]
+        chosen = record.chosen
+        if ok and chosen is not None and chosen.ef_search and record.collection and apply != "none":
             owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
             try:
                 await tuning.apply_ef_search(
-                    ctx.router_url(owner), str(result["collection"]), int(chosen["efSearch"])
+                    ctx.router_url(owner), record.collection, chosen.ef_search
                 )
-                record["applied"] = {
-                    "efSearch": chosen["efSearch"],
-                    "maxNeighbors": chosen.get("maxNeighbors"),
-                    "efConstruction": chosen.get("efConstruction"),
-                    "collection": result["collection"],
-                    "at": utcnow(),
-                    "indexReload": IndexReload.PENDING.value,
-                }
+                record = tuning_state.applied(record, utcnow())
                 message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
             except httpx.HTTPError as exc:
-                record["applyError"] = str(exc)
+                record.apply_error = str(exc)
                 events.append(
-                    st.Event("Warning", "TuningNotApplied", f"could not apply efSearch: {exc}")
+                    cond.Event("Warning", "TuningNotApplied", f"could not apply efSearch: {exc}")
                 )
-        generation = previous.get("observedGeneration")
-        conditions = st.set_condition(
-            list(previous.get("conditions", [])),
+        conditions = cond.set_condition(
+            previous.get("conditions"),
             tuning.TUNED,
             ok,
             reason,
             message,
             utcnow(),
-            generation,
+            previous.get("observedGeneration"),
         )
-        await publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
+        await publish(ctx, body, previous, {"tuning": record.wire(), "conditions": conditions})
         emit(body, events)
         return True
 
@@ -120,20 +115,19 @@ async def record_verification(
         if body is None:
             return False
         previous: Obj = dict(body.get("status") or {})
-        record = dict(previous.get("tuning") or {})
-        applied = dict(record.get("applied") or {})
-        if index_reload(applied) is not IndexReload.VERIFYING:
+        record = tuning_of(previous)
+        if record is None or record.applied is None:
+            return False
+        if index_reload(record.applied) is not IndexReload.VERIFYING:
             return False
         pods = await ctx.kube.list("v1", "Pod", namespace, {"job-name": job["metadata"]["name"]})
         result = jobs.parse_result(jobs.termination_message(pods))
         verdict = tuning.verification(record, result)
-        applied.update(indexReload=IndexReload.DONE.value, verified=verdict)
-        record["applied"] = applied
-        ok = bool(verdict.get("ok"))
-        message = str(verdict.get("message", ""))
+        record = tuning_state.verified(record, verdict)
+        ok, message = verdict.ok, verdict.message
         metrics.TUNING_RESULTS.labels(outcome="verified" if ok else "not-verified").inc()
-        conditions = st.set_condition(
-            list(previous.get("conditions", [])),
+        conditions = cond.set_condition(
+            previous.get("conditions"),
             tuning.TUNED,
             ok,
             "Verified" if ok else "NotVerified",
@@ -141,11 +135,11 @@ async def record_verification(
             utcnow(),
             previous.get("observedGeneration"),
         )
-        await publish(ctx, body, previous, {"tuning": record, "conditions": conditions})
+        await publish(ctx, body, previous, {"tuning": record.wire(), "conditions": conditions})
         emit(
             body,
             [
-                st.Event(
+                cond.Event(
                     "Normal" if ok else "Warning",
                     "TuningVerified" if ok else "TuningNotVerified",
                     message,
@@ -173,8 +167,8 @@ async def record_repair(ctx: Context, namespace: str, name: str, job: Mapping[st
         if result is not None and not result.get("dryRun"):
             for action in ("copied", "removed", "overwritten"):
                 metrics.REPAIRED_RECORDS.labels(action=action).inc(int(result.get(action) or 0))
-        conditions = st.set_condition(
-            list(previous.get("conditions", [])),
+        conditions = cond.set_condition(
+            previous.get("conditions"),
             repair.REPAIRED,
             ok,
             reason,
@@ -186,7 +180,7 @@ async def record_repair(ctx: Context, namespace: str, name: str, job: Mapping[st
         emit(
             body,
             [
-                st.Event(
+                cond.Event(
                     "Normal" if ok else "Warning", "Repaired" if ok else "RepairFailed", message
                 )
             ],
@@ -216,8 +210,8 @@ async def record_restore(ctx: Context, namespace: str, name: str, job: Mapping[s
             restore.update(
                 {k: result[k] for k in ("backupId", "records", "collections") if k in result}
             )
-        conditions = st.set_condition(
-            list(previous.get("conditions", [])),
+        conditions = cond.set_condition(
+            previous.get("conditions"),
             backups.RESTORED,
             ok,
             reason,
@@ -229,7 +223,7 @@ async def record_restore(ctx: Context, namespace: str, name: str, job: Mapping[s
         emit(
             body,
             [
-                st.Event(
+                cond.Event(
                     "Normal" if ok else "Warning", "Restored" if ok else "RestoreFailed", message
                 )
             ],

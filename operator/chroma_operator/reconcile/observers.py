@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.validate import InvalidResource
 from chroma_operator.build.meta import Owner
 from chroma_operator.reconcile import (
@@ -16,6 +17,7 @@ from chroma_operator.reconcile.context import (
     Logger,
     fetch_cluster,
     parse_body,
+    post_events,
     publish,
 )
 
@@ -40,19 +42,16 @@ async def evaluate_slo(ctx: Context, namespace: str, name: str, now: float) -> N
     owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
     labels = dict(body.get("metadata", {}).get("labels") or {})
     previous = dict(body.get("status") or {})
-    slo_status, condition, events = await slo_loop.evaluate(
-        ctx.slo, owner, parsed.spec, previous, labels, now
-    )
+    update = await slo_loop.evaluate(ctx.slo, owner, parsed.spec, previous, labels, now)
     slo_loop.mark_done(ctx.slo, key, parsed.spec.slo.evaluation_interval_seconds, now)
     async with ctx.lock(namespace, name):
         fresh = await fetch_cluster(ctx, namespace, name)
         if fresh is None:
             return
         current = dict(fresh.get("status") or {})
-        conditions = slo_loop.with_condition(list(current.get("conditions", [])), condition)
-        await publish(ctx, fresh, current, {"slo": slo_status, "conditions": conditions})
-    for type_, reason, message in events:  # not in a kopf handler: post Events ourselves
-        await ctx.kube.post_event(fresh, type_, reason, message)
+        conditions = cond.upsert(current.get("conditions"), update.condition)
+        await publish(ctx, fresh, current, {"slo": update.status, "conditions": conditions})
+    await post_events(ctx, fresh, update.events)  # not in a kopf handler: post them ourselves
 
 
 async def collect_replica_states(
@@ -89,7 +88,6 @@ async def collect_replica_states(
         shards = replica_states.with_replicas(current["shards"], views)
         await publish(ctx, fresh, current, {"shards": shards})
     after = {n: v.state for n, v in views.items()}
-    for type_, reason, message in replica_states.transitions(before, after):
-        await ctx.kube.post_event(fresh, type_, reason, message)
+    await post_events(ctx, fresh, replica_states.transitions(before, after))
     if after != before:
         await reconcile(ctx, namespace, name, logger)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.slo.scrape import fetch_texts
 
 Obj = dict[str, Any]
@@ -111,7 +112,7 @@ def with_replicas(shards: Sequence[Obj], views: Mapping[str, ReplicaView]) -> li
     return out
 
 
-def transitions(before: Mapping[str, str], after: Mapping[str, str]) -> list[tuple[str, str, str]]:
+def transitions(before: Mapping[str, str], after: Mapping[str, str]) -> list[cond.Event]:
     """Events (type, reason, message) for replicas whose state changed."""
     events = []
     for name in sorted(after):
@@ -120,10 +121,14 @@ def transitions(before: Mapping[str, str], after: Mapping[str, str]) -> list[tup
             continue
         if new == IN_SYNC:
             events.append(
-                ("Normal", "ReplicaInSync", f"replica {name} is in sync again (was {old})")
+                cond.Event(
+                    "Normal", "ReplicaInSync", f"replica {name} is in sync again (was {old})"
+                )
             )
         else:
-            events.append(("Warning", "ReplicaNotInSync", f"replica {name} is {new} (was {old})"))
+            events.append(
+                cond.Event("Warning", "ReplicaNotInSync", f"replica {name} is {new} (was {old})")
+            )
     return events
 
 

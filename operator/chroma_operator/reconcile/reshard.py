@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.models import KIND
 from chroma_operator.build import naming
 from chroma_operator.build.meta import Owner
-from chroma_operator.reconcile import status as st
 from chroma_operator.reconcile.kinds import CHROMA_CLUSTER
 from chroma_operator.reconcile.kube import Kube
 from chroma_operator.reshard.engine import Engine
@@ -169,8 +169,8 @@ class KubeRuntime:
                 new["epoch"] = placement.epoch
             message = event or progress.paused or f"phase {new['phase']}"
             reason = "Paused" if progress.paused else ("Moving" if active else "Done")
-            conditions = st.set_condition(
-                list(previous.get("conditions", [])),
+            conditions = cond.set_condition(
+                previous.get("conditions"),
                 CONDITION,
                 active,
                 reason,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.build import naming
 from chroma_operator.build.meta import Owner
 from chroma_operator.build.shards import shard_selector
@@ -56,7 +57,7 @@ class ResizeResult:
     """Claim sizes to keep building with (shards not resized), and Events to emit."""
 
     keep: dict[int, str] = field(default_factory=dict)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
+    events: list[cond.Event] = field(default_factory=list)
     recreated: list[int] = field(default_factory=list)
 
 
@@ -107,7 +108,7 @@ async def resize(
         if how == "shrink":
             out.keep[index] = size
             out.events.append(
-                (
+                cond.Event(
                     "Warning",
                     "StorageShrinkRefused",
                     f"spec.storage.size {desired} is smaller than {size} on {name}: volumes "
@@ -119,7 +120,7 @@ async def resize(
         if not ok:
             out.keep[index] = size
             out.events.append(
-                (
+                cond.Event(
                     "Warning",
                     "StorageResizeNotSupported",
                     f"cannot grow {name} from {size} to {desired}: {why}; nothing was changed",
@@ -141,7 +142,7 @@ async def resize(
         await _gone(kube, owner.namespace, name)
         out.recreated.append(index)
         out.events.append(
-            (
+            cond.Event(
                 "Normal",
                 "StorageResized",
                 f"{name}: {len(claims)} claim(s) grown from {size} to {desired}; StatefulSet "

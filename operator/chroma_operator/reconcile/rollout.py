@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from chroma_operator.api.tuning_state import IndexReload, index_reload
+from chroma_operator.api.tuning_state import AppliedTuning, IndexReload, index_reload
 from chroma_operator.build import naming
 
 Obj = dict[str, Any]
@@ -41,7 +41,7 @@ def statefulset_rolled(sts: Mapping[str, Any], replicas: int) -> bool:
 
 
 def advance(
-    applied: Mapping[str, Any],
+    applied: AppliedTuning | None,
     restarts: Mapping[int, str],
     shards: int,
     replicas: int,
@@ -50,9 +50,9 @@ def advance(
 ) -> tuple[dict[int, str], State]:
     """The restart tokens to build with now, and where the rollout stands."""
     out = dict(restarts)
-    if index_reload(applied) is not IndexReload.PENDING or not applied.get("at"):
+    if applied is None or index_reload(applied) is not IndexReload.PENDING or not applied.at:
         return out, "idle"
-    token = str(applied["at"])
+    token = applied.at
 
     def rolled(i: int) -> bool:
         return shard_rolled(live.get(("StatefulSet", naming.shard(cluster, i))), token, replicas)

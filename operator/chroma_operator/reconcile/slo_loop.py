@@ -22,7 +22,7 @@ from chroma_operator.build.config import kubernetes_topology
 from chroma_operator.build.meta import Owner
 from chroma_operator.slo.alertmanager import AlertmanagerNotifier
 from chroma_operator.slo.scrape import metrics_urls, scrape_routers
-from chroma_operator.slo.status import slo_update
+from chroma_operator.slo.status import SloUpdate, slo_update
 from chroma_operator.slo.window import SloEvaluator
 
 Key = tuple[str, str]
@@ -78,12 +78,6 @@ class SloWatch:
         return state
 
 
-def with_condition(
-    conditions: list[dict[str, Any]], condition: dict[str, Any]
-) -> list[dict[str, Any]]:
-    return [c for c in conditions if c.get("type") != condition["type"]] + [condition]
-
-
 async def evaluate(
     watch: SloWatch,
     owner: Owner,
@@ -91,8 +85,8 @@ async def evaluate(
     previous_status: dict[str, Any],
     labels: dict[str, str],
     now: float,
-) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str, str]]]:
-    """One evaluation: `status.slo`, the SLOMet condition, and Events (type, reason, message)."""
+) -> SloUpdate:
+    """One evaluation: `status.slo`, the SLOMet condition, and the Events to post."""
     key = (owner.namespace, owner.name)
     state = watch.state_for(key, owner, spec, labels)
     result = await scrape_routers(state.evaluator, watch.http, watch.metrics_urls(owner, spec), now)
@@ -109,8 +103,7 @@ async def evaluate(
             log.warning(
                 "Alertmanager at %s did not take the alerts: %s", spec.slo.alertmanager_url, exc
             )
-    events: list[tuple[str, str, str]] = [(e.type, e.reason, e.message) for e in update.events]
-    return update.status, update.condition, events
+    return update
 
 
 def due(watch: SloWatch, key: Key, now: float) -> bool:

@@ -1,8 +1,6 @@
 """Status from what is observed: phase, conditions and the Events worth emitting. Pure.
 
-Conditions follow the Kubernetes API conventions (type, status, reason, message,
-lastTransitionTime, observedGeneration), so Argo CD and Flux read health without
-custom code; lastTransitionTime only moves when a condition's status flips.
+Conditions and Events are made by `api.conditions`, the one module for both.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.api.models import ChromaClusterSpec
 from chroma_operator.build import naming
 from chroma_operator.build.meta import Owner
@@ -18,13 +17,6 @@ from chroma_operator.build.meta import Owner
 Obj = dict[str, Any]
 
 READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -102,30 +94,6 @@ def observe(
     )
 
 
-def set_condition(
-    conditions: list[Obj],
-    type_: str,
-    status: bool,
-    reason: str,
-    message: str,
-    now: str,
-    generation: int | None,
-) -> list[Obj]:
-    """Replace one condition, keeping lastTransitionTime unless the status flipped."""
-    value = "True" if status else "False"
-    old = next((c for c in conditions if c.get("type") == type_), None)
-    since = old["lastTransitionTime"] if old and old.get("status") == value else now
-    new = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-        "observedGeneration": generation,
-    }
-    return [c for c in conditions if c.get("type") != type_] + [new]
-
-
 def endpoints(owner: Owner, spec: ChromaClusterSpec) -> Obj:
     out = {"router": f"{naming.service_host(owner.name, owner.namespace)}:{naming.CHROMA_PORT}"}
     if spec.encoder.enabled:
@@ -142,7 +110,7 @@ def next_status(
     generation: int | None,
     now: str,
     operation: Operation | None = None,
-) -> tuple[Obj, list[Event]]:
+) -> tuple[Obj, list[cond.Event]]:
     """The status to publish and the Events its transitions deserve.
 
     `operation` (hibernating, upgrading) names the phase while it lasts; readiness is
@@ -171,9 +139,9 @@ def next_status(
         for sh in previous.get("shards") or []
         if sh.get("replicaStates")
     }
-    conditions = list(previous.get("conditions", []))
-    conditions = set_condition(conditions, READY, ready_flag, reason, message, now, generation)
-    conditions = set_condition(
+    conditions = previous.get("conditions")
+    conditions = cond.set_condition(conditions, READY, ready_flag, reason, message, now, generation)
+    conditions = cond.set_condition(
         conditions,
         PROGRESSING,
         phase in ("Provisioning", "Upgrading"),
@@ -182,7 +150,7 @@ def next_status(
         now,
         generation,
     )
-    conditions = set_condition(
+    conditions = cond.set_condition(
         conditions, DEGRADED, phase == "Degraded", reason, message, now, generation
     )
     status: Obj = {
@@ -205,29 +173,31 @@ def next_status(
         "endpoints": endpoints(owner, spec),
         "conditions": conditions,
     }
-    events: list[Event] = []
+    events: list[cond.Event] = []
     if phase != prev_phase:
         if phase == "Ready":
-            events.append(Event("Normal", "Ready", message))
+            events.append(cond.Event("Normal", "Ready", message))
         elif phase == "Degraded":
-            events.append(Event("Warning", "Degraded", message))
+            events.append(cond.Event("Warning", "Degraded", message))
         elif phase == "Provisioning":
-            events.append(Event("Normal", "Provisioning", message))
+            events.append(cond.Event("Normal", "Provisioning", message))
         elif phase == "Hibernated":
-            events.append(Event("Normal", "Hibernated", message))
+            events.append(cond.Event("Normal", "Hibernated", message))
     elif phase == "Degraded" and message != previous.get("message"):
-        events.append(Event("Warning", "Degraded", message))
+        events.append(cond.Event("Warning", "Degraded", message))
     return status, events
 
 
 def failed_status(
     previous: Mapping[str, Any], problems: list[str], generation: int | None, now: str
-) -> tuple[Obj, list[Event]]:
+) -> tuple[Obj, list[cond.Event]]:
     """An unusable spec: say which field, write nothing else."""
     message = "; ".join(problems)
-    conditions = list(previous.get("conditions", []))
-    conditions = set_condition(conditions, READY, False, "InvalidSpec", message, now, generation)
-    conditions = set_condition(
+    conditions = previous.get("conditions")
+    conditions = cond.set_condition(
+        conditions, READY, False, "InvalidSpec", message, now, generation
+    )
+    conditions = cond.set_condition(
         conditions, PROGRESSING, False, "InvalidSpec", message, now, generation
     )
     status: Obj = {
@@ -238,29 +208,31 @@ def failed_status(
         "conditions": conditions,
     }
     events = (
-        [] if previous.get("message") == message else [Event("Warning", "InvalidSpec", message)]
+        []
+        if previous.get("message") == message
+        else [cond.Event("Warning", "InvalidSpec", message)]
     )
     return status, events
 
 
 def refused_status(
     previous: Mapping[str, Any], reason: str, message: str, generation: int | None, now: str
-) -> tuple[Obj, list[Event]]:
+) -> tuple[Obj, list[cond.Event]]:
     """A change the operator will not make: keep serving, say why, do not move on."""
-    conditions = set_condition(
-        list(previous.get("conditions", [])), PROGRESSING, False, reason, message, now, generation
+    conditions = cond.set_condition(
+        previous.get("conditions"), PROGRESSING, False, reason, message, now, generation
     )
     status: Obj = {"reason": reason, "message": message, "conditions": conditions}
-    events = [] if previous.get("reason") == reason else [Event("Warning", reason, message)]
+    events = [] if previous.get("reason") == reason else [cond.Event("Warning", reason, message)]
     return status, events
 
 
 def paused_status(
     previous: Mapping[str, Any], message: str, generation: int | None, now: str
-) -> tuple[Obj, list[Event]]:
+) -> tuple[Obj, list[cond.Event]]:
     """Reconciliation paused by the user: say so, change nothing else."""
-    conditions = set_condition(
-        list(previous.get("conditions", [])),
+    conditions = cond.set_condition(
+        previous.get("conditions"),
         PROGRESSING,
         False,
         "ReconcilePaused",
@@ -274,7 +246,7 @@ def paused_status(
         "message": message,
         "conditions": conditions,
     }
-    events = [] if previous.get("phase") == "Paused" else [Event("Normal", "Paused", message)]
+    events = [] if previous.get("phase") == "Paused" else [cond.Event("Normal", "Paused", message)]
     return status, events
 
 

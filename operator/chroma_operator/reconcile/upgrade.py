@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chroma_operator.api import conditions as cond
 from chroma_operator.reconcile.rollout import statefulset_rolled
 
 Obj = dict[str, Any]
@@ -31,7 +32,7 @@ class Step:
 
     images: dict[int, str]
     status: Obj | None
-    events: list[tuple[str, str, str]] = field(default_factory=list)
+    events: list[cond.Event] = field(default_factory=list)
 
     @property
     def rolling(self) -> bool:
@@ -97,7 +98,7 @@ def plan(
         if prev.get("state") == "Rolling":
             done = {**prev, "state": "Done", "shardsDone": shards, "current": None, "at": now}
             done["message"] = f"every shard runs {desired}"
-            return Step(images, done, [("Normal", "Upgraded", done["message"])])
+            return Step(images, done, [cond.Event("Normal", "Upgraded", done["message"])])
         return Step(images, prev or None)
     source = (
         prev["from"]
@@ -119,7 +120,7 @@ def plan(
                 f"{len(old)} shard(s) still run {source}"
             )
             failed = {**base, "state": "Failed", "current": current, "message": message}
-            return Step(images, failed, [("Warning", "UpgradeFailed", message)])
+            return Step(images, failed, [cond.Event("Warning", "UpgradeFailed", message)])
         message = f"shard {current}: rolling to {desired}, one replica at a time"
         return Step(images, {**base, "state": "Rolling", "current": current, "message": message})
     current = old[0]
@@ -128,7 +129,7 @@ def plan(
     return Step(
         images,
         {**base, "state": "Rolling", "current": current, "message": message},
-        [("Normal", "Upgrading", message)],
+        [cond.Event("Normal", "Upgrading", message)],
     )
 
 

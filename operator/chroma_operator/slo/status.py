@@ -11,22 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
+from chroma_operator.api.conditions import ConditionStatus, Event, condition, find_condition
+from chroma_operator.api.slo_status import ObjectiveStatus, SloAlertStatus, SloStatus
 from chroma_operator.slo.window import ObjectiveResult, SloEvaluation
 
 CONDITION_TYPE = "SLOMet"
 EVENT_BURN_RATE_HIGH = "SLOBurnRateHigh"
 EVENT_BURN_RATE_RECOVERED = "SLOBurnRateRecovered"
-
-ConditionStatus = Literal["True", "False", "Unknown"]
-
-
-@dataclass(frozen=True)
-class SloEvent:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -36,8 +29,8 @@ class SloUpdate:
     status: dict[str, Any]
     """The new `status.slo`."""
     condition: dict[str, Any]
-    """The `SLOMet` entry of `status.conditions` (Kubernetes condition fields)."""
-    events: tuple[SloEvent, ...]
+    """The `SLOMet` entry of `status.conditions` (made by `api.conditions`)."""
+    events: tuple[Event, ...]
 
 
 def iso(ts: float) -> str:
@@ -54,49 +47,44 @@ def _pct(x: float) -> str:
     return f"{x * 100:.4g}%"
 
 
-def _objective_status(o: ObjectiveResult) -> dict[str, Any]:
+def _objective_status(o: ObjectiveResult) -> ObjectiveStatus:
     obj = o.objective
-    out: dict[str, Any] = {
-        "name": obj.name,
-        "type": obj.type,
-        "target": obj.target,
-        "window": obj.window,
-        "observedSeconds": round(o.slo_window.covered_seconds),
-        "events": round(o.slo_window.events),
-        "badEvents": round(o.slo_window.bad_events),
-        "burnRates": {
+    return ObjectiveStatus(
+        name=obj.name,
+        type=obj.type,
+        target=obj.target,
+        window=obj.window,
+        threshold_ms=obj.threshold_ms,
+        observed_seconds=round(o.slo_window.covered_seconds),
+        events=round(o.slo_window.events),
+        bad_events=round(o.slo_window.bad_events),
+        burn_rates={
             w.window: _r(w.burn_rate) for w in o.windows.values() if w.burn_rate is not None
         },
-        "alerts": [
-            {
-                "severity": p.alert.severity,
-                "windows": p.alert.name,
-                "factor": p.alert.factor,
-                "firing": p.firing,
-            }
+        alerts=[
+            SloAlertStatus(
+                severity=p.alert.severity,
+                windows=p.alert.name,
+                factor=p.alert.factor,
+                firing=p.firing,
+            )
             for p in o.pairs
         ],
-        "firing": sorted({p.alert.severity for p in o.pairs if p.firing}),
-    }
-    if obj.threshold_ms is not None:
-        out["thresholdMs"] = obj.threshold_ms
-    if o.sli is not None:
-        out["sli"] = _r(o.sli)
-    if o.budget_remaining is not None:
-        out["errorBudgetRemaining"] = _r(o.budget_remaining)
-    if o.problems:
-        out["problems"] = list(o.problems)
-    return out
+        firing=sorted({p.alert.severity for p in o.pairs if p.firing}),
+        sli=None if o.sli is None else _r(o.sli),
+        error_budget_remaining=None if o.budget_remaining is None else _r(o.budget_remaining),
+        problems=list(o.problems) or None,
+    )
 
 
 def slo_status(evaluation: SloEvaluation) -> dict[str, Any]:
     """The `status.slo` object."""
-    return {
-        "evaluatedAt": iso(evaluation.at),
-        "routers": len(evaluation.routers),
-        "paging": [o.name for o in evaluation.firing("page")],
-        "objectives": [_objective_status(o) for o in evaluation.objectives],
-    }
+    return SloStatus(
+        evaluated_at=iso(evaluation.at),
+        routers=len(evaluation.routers),
+        paging=[o.name for o in evaluation.firing("page")],
+        objectives=[_objective_status(o) for o in evaluation.objectives],
+    ).wire()
 
 
 def _burn_text(o: ObjectiveResult) -> str:
@@ -155,46 +143,30 @@ def slo_condition(
 ) -> dict[str, Any]:
     """The `SLOMet` condition; keeps `lastTransitionTime` while the status is unchanged."""
     status, reason, message = condition_fields(evaluation)
-    changed = previous is None or previous.get("status") != status
-    condition: dict[str, Any] = {
-        "type": CONDITION_TYPE,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": iso(evaluation.at)
-        if changed or previous is None
-        else str(previous.get("lastTransitionTime") or iso(evaluation.at)),
-    }
-    if observed_generation is not None:
-        condition["observedGeneration"] = observed_generation
-    return condition
+    return condition(
+        CONDITION_TYPE, status, reason, message, iso(evaluation.at), previous, observed_generation
+    )
 
 
 def slo_events(
     evaluation: SloEvaluation, previously_paging: Sequence[str] = ()
-) -> tuple[SloEvent, ...]:
+) -> tuple[Event, ...]:
     """A Warning when an objective starts paging, a Normal event when it stops."""
     before = set(previously_paging)
-    events: list[SloEvent] = []
+    events: list[Event] = []
     for o in evaluation.objectives:
         paging = o.firing("page")
         if paging and o.name not in before:
-            events.append(SloEvent("Warning", EVENT_BURN_RATE_HIGH, _burn_text(o)))
+            events.append(Event("Warning", EVENT_BURN_RATE_HIGH, _burn_text(o)))
         elif not paging and o.name in before:
             events.append(
-                SloEvent(
+                Event(
                     "Normal",
                     EVENT_BURN_RATE_RECOVERED,
                     f"{o.name}: error budget burn back under the page thresholds",
                 )
             )
     return tuple(events)
-
-
-def find_condition(
-    conditions: Sequence[Mapping[str, Any]] | None, type_: str = CONDITION_TYPE
-) -> Mapping[str, Any] | None:
-    return next((c for c in conditions or () if c.get("type") == type_), None)
 
 
 def slo_update(
@@ -210,7 +182,7 @@ def slo_update(
     """
     previous_status = previous_status or {}
     previous_slo = previous_status.get("slo") or {}
-    previous_condition = find_condition(previous_status.get("conditions"))
+    previous_condition = find_condition(previous_status.get("conditions"), CONDITION_TYPE)
     return SloUpdate(
         status=slo_status(evaluation),
         condition=slo_condition(
