@@ -32,6 +32,7 @@ from chroma_operator.data.chroma_http import (
     ChromaCallError,
     ChromaHTTP,
     CollectionRef,
+    tls_context,
 )
 from chroma_operator.data.digest import mode_for_space
 from chroma_operator.data.mover import CollectionSource, move
@@ -92,7 +93,7 @@ def pick_replica(endpoints: list[str], headers: dict[str, str] | None = None) ->
     for ep in endpoints:
         try:
             url = ep.rstrip("/") + "/api/v2/heartbeat"
-            if httpx.get(url, headers=headers, timeout=5).status_code == 200:
+            if httpx.get(url, headers=headers, timeout=5, verify=tls_context()).status_code == 200:
                 return ep
         except httpx.HTTPError:
             continue
