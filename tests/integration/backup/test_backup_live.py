@@ -141,9 +141,10 @@ class Timeline:
         return self.released.get(shard - 1, self.start), self.held[shard]
 
 
-def backup_rows(result: BackupResult) -> dict[str, tuple[bytes, str | None, Any]]:
+def backup_rows(result: BackupResult, name: str = NAME) -> dict[str, tuple[bytes, str | None, Any]]:
+    """id -> (embedding bytes, document, metadata) of one collection's record file."""
     store = Store(result.location)
-    (entry,) = [c for c in result.manifest.collections if c.name == NAME]
+    (entry,) = [c for c in result.manifest.collections if c.name == name]
     rows: dict[str, tuple[bytes, str | None, Any]] = {}
     for b in RecordFileSource(store.open(entry.file.path), entry.count).batches():
         for i, rid in enumerate(b.ids):
@@ -198,7 +199,11 @@ def live_backup(
 
         timeline.on_held = during_hold
         writers.start()
-        time.sleep(2.0)  # some adds and deletes are acknowledged before the backup starts
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(  # a delete acknowledged before it
+            op.kind == "delete" and op.acked for op in list(writers.ops)
+        ):
+            time.sleep(0.1)
         timeline.start = time.monotonic()
         # Slow pages so each shard's copy takes seconds while the writers keep going.
         result = create_backup(
@@ -389,7 +394,7 @@ def test_one_replica_writes_to_the_shard_being_copied_get_503_with_retry_after(
             assert s["retry_after"] is not None and 1 <= int(s["retry_after"]) <= 30
             assert "held for a backup" in s["message"] and "held for a backup" in s["stock"]
             assert s["count"] >= 300
-        rows = backup_rows_named(result, name)
+        rows = backup_rows(result, name)
         assert not {s["mine"] for s in seen.values()} & set(rows)
         for s in seen.values():  # released: the same write goes through now
             coll.add(**columns([s["mine"]]))
@@ -399,9 +404,3 @@ def test_one_replica_writes_to_the_shard_being_copied_get_503_with_retry_after(
             single.client().delete_collection(name)
         finally:
             single.stop()
-
-
-def backup_rows_named(result: BackupResult, name: str) -> set[str]:
-    store = Store(result.location)
-    (entry,) = [c for c in result.manifest.collections if c.name == name]
-    return {rid for b in RecordFileSource(store.open(entry.file.path)).batches() for rid in b.ids}
