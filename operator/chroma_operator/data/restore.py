@@ -240,8 +240,9 @@ def _digest_shards(
             local = shard.collection_ref(ref.tenant, ref.database, ref.name)
             if local is None:
                 raise BackupError(f"{ref.name}: missing on shard {url} after loading")
+            count = shard.count(local)
             got = digest_collection(shard, local, want.buckets, shard.max_batch_size(), want.mode)
-            return got.count, got
+            return count, got
 
     total = Digest(want.buckets, mode=want.mode)
     count = 0
