@@ -99,6 +99,21 @@ def test_record_file_round_trip_and_checksum(tmp_path: Path) -> None:
     assert verify_backup(str(tmp_path / "b1")).backup_id == "b1"
 
 
+def test_pages_are_full_across_row_groups(tmp_path: Path) -> None:
+    """Row groups of 16 (plus a short one) come back as full pages of any size, in order."""
+    records = sample(70)
+    store, manifest = write_backup(tmp_path, records)
+    c = manifest.collections[0]
+    for size in (1, 7, 16, 25, 70, 100):
+        pages = list(RecordFileSource(store.open(c.file.path)).pages(size))
+        assert [len(p) for p in pages[:-1]] == [size] * (len(pages) - 1)
+        assert 0 < len(pages[-1]) <= size
+        assert [i for p in pages for i in p.ids] == records.ids
+        assert digest_records(pages) == digest_records([records])
+    with pytest.raises(ValueError):
+        list(RecordFileSource(store.open(c.file.path)).pages(0))
+
+
 def test_verify_names_the_broken_file(tmp_path: Path) -> None:
     _, manifest = write_backup(tmp_path, sample(40))
     path = tmp_path / "b1" / manifest.collections[0].file.path

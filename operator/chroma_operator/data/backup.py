@@ -32,6 +32,7 @@ from chroma_operator.data.chroma_http import (
     ChromaCallError,
     ChromaHTTP,
     CollectionRef,
+    tls_context,
 )
 from chroma_operator.data.digest import mode_for_space
 from chroma_operator.data.mover import CollectionSource, move
@@ -92,22 +93,25 @@ def pick_replica(endpoints: list[str], headers: dict[str, str] | None = None) ->
     for ep in endpoints:
         try:
             url = ep.rstrip("/") + "/api/v2/heartbeat"
-            if httpx.get(url, headers=headers, timeout=5).status_code == 200:
+            if httpx.get(url, headers=headers, timeout=5, verify=tls_context()).status_code == 200:
                 return ep
         except httpx.HTTPError:
             continue
     raise BackupError(f"no replica of the shard answers ({', '.join(endpoints)})")
 
 
-def _hold(router: ChromaHTTP, shard: int, replica: str, action: str) -> bool:
-    """POST /internal/backup/{hold,release}; False when the router does not know them."""
+def _hold(router: ChromaHTTP, shard: int, replica: str, action: str) -> dict[str, Any] | None:
+    """POST /internal/backup/{hold,release}: the router's answer, None when it has no such
+    route (an answer's `mode` says how writes fare: `detached` or `blocked`)."""
     try:
-        router.request("POST", f"/internal/backup/{action}", {"shard": shard, "replica": replica})
+        got = router.request(
+            "POST", f"/internal/backup/{action}", {"shard": shard, "replica": replica}
+        )
     except ChromaCallError as exc:
         if exc.status in (404, 405, 501):
-            return False
+            return None
         raise
-    return True
+    return dict(got) if isinstance(got, dict) else {}
 
 
 def _configuration(coll: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +145,9 @@ def create_backup(
         for shard in topo["shards"]:
             index, replica = int(shard["index"]), pick_replica(list(shard["endpoints"]), headers)
             held = _hold(router, index, replica, "hold")
-            if not held:
+            if held is not None:
+                log(f"shard {index}: {replica} held ({held.get('mode', '?')}) for the copy")
+            else:
                 point_in_time = False
                 msg = (
                     f"the router cannot hold shard {index} (no /internal/backup/hold): "
@@ -162,8 +168,9 @@ def create_backup(
                     page_size,
                 )
             finally:
-                if held:
+                if held is not None:
                     _hold(router, index, replica, "release")
+                    log(f"shard {index}: {replica} released")
         entries = []
         for (tenant, database, name), o in sorted(open_files.items()):
             entry = o.writer.close()

@@ -9,6 +9,7 @@ without a cluster and a restore can prove the target holds exactly what was save
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 import numpy as np
@@ -247,6 +248,27 @@ class RecordFileSource:
     def batches(self, size: int = 5000) -> Any:
         for b in self.parquet.iter_batches(batch_size=size):
             yield table_to_batch(b)
+
+    def pages(self, size: int) -> Iterator[RecordBatch]:
+        """Consecutive pages of exactly `size` records (the last one shorter).
+
+        Parquet hands out batches that end at row-group boundaries; a restore wants
+        full pages, so short ones are joined (in Arrow, without per-record work).
+        """
+        if size < 1:
+            raise ValueError("page size must be >= 1")
+        held: list[pa.RecordBatch] = []
+        rows = 0
+        for b in self.parquet.iter_batches(batch_size=size):
+            held.append(b)
+            rows += b.num_rows
+            while rows >= size:
+                table = pa.Table.from_batches(held, schema=b.schema)
+                yield table_to_batch(table.slice(0, size))
+                rest = table.slice(size)
+                held, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            yield table_to_batch(pa.Table.from_batches(held))
 
 
 def _concat(a: RecordBatch, b: RecordBatch) -> RecordBatch:

@@ -8,6 +8,8 @@ backoff: every call here is safe to repeat (reads, upserts, deletes by id).
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +48,13 @@ class CollectionRef:
         return f"{db_path(self.tenant, self.database)}/collections/{self.id}"
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default verifying context, built once: loading the CA bundle costs ~50 ms
+    per client, and a restore opens one client per shard."""
+    return httpx.create_ssl_context()
+
+
 def db_path(tenant: str, database: str) -> str:
     return f"{API}/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
 
@@ -66,7 +75,10 @@ class ChromaHTTP:
         self.retries = retries
         self.backoff = backoff
         self.client = httpx.Client(
-            base_url=self.base_url, headers=headers or {}, timeout=httpx.Timeout(timeout)
+            base_url=self.base_url,
+            headers=headers or {},
+            timeout=httpx.Timeout(timeout),
+            verify=tls_context(),
         )
         self._preflight: dict[str, Any] | None = None
 

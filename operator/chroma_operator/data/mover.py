@@ -141,7 +141,7 @@ def move(
     stats = MoveStats(cursor=cursor)
     limiter = RateLimiter(rate_limit)
     started = time.monotonic()
-    bar = _Bar(progress, description, source.count() if progress else None, cursor)
+    bar = ProgressBar(progress, description, source.count() if progress else None, cursor)
     try:
         while True:
             batch = source.read(stats.cursor, size)
@@ -168,7 +168,7 @@ def move(
     return stats
 
 
-class _Bar:
+class ProgressBar:
     """A rich progress bar when asked for (imported lazily: rich is slow to import)."""
 
     def __init__(self, enabled: bool, description: str, total: int | None, done: int) -> None:

@@ -3,16 +3,18 @@
 Restore checks everything it can before writing anything: the manifest parses, every
 record file has its listed size and sha256, the target's Chroma major version matches,
 and the target holds no collection of the backed-up tenants. Then it creates each
-collection (the manifest's configuration and metadata) and moves the records in; at the
-end every collection's count and digest, scanned back from one replica of each shard (or
-through the router when the target is not a chroma-operator router), must equal the
-manifest's. A failed restore deletes the collections it created.
+collection (the manifest's configuration and metadata) and adds the records, a few pages
+in flight at once (loader.py); at the end every collection's count and digest, scanned
+back from one replica of each shard, the shards at once (or through the router when the
+target is not a chroma-operator router), must equal the manifest's. A failed restore
+deletes the collections it created.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +34,7 @@ from chroma_operator.data.digest import (
     fetch_bucket_records,
     fetch_buckets,
 )
-from chroma_operator.data.mover import CollectionSink, move
+from chroma_operator.data.loader import load_pages
 from chroma_operator.data.store import Store
 
 
@@ -143,8 +145,10 @@ def restore_backup(
     with ChromaHTTP(router_url, headers=headers) as router:
         check_target(router, manifest)
         shards = shard_replicas(router, headers)
+        size = min(page_size or router.max_batch_size(), router.max_batch_size())
         try:
             total = 0
+            loaded: list[tuple[CollectionEntry, CollectionRef]] = []
             for c in manifest.collections:
                 if router.ensure_database(c.tenant, c.database):
                     new_databases.append((c.tenant, c.database))
@@ -157,17 +161,22 @@ def restore_backup(
                 )
                 created.append(c)
                 ref = CollectionRef(c.tenant, c.database, str(got["id"]), c.name)
-                stats = move(
-                    _source(store, c),
-                    CollectionSink(router, ref),
-                    progress=progress,
-                    description=f"restore {c.name}",
+                stats = load_pages(
+                    _source(store, c).pages(size),
+                    router,
+                    ref,
                     rate_limit=rate_limit,
-                    page_size=page_size,
+                    progress=progress,
+                    total=c.count,
+                    description=f"restore {c.name}",
                 )
                 total += stats.moved
+                loaded.append((c, ref))
+                log(f"{c.tenant}/{c.database}/{c.name}: {stats.moved} records loaded")
+            # Verified once everything is in: each shard read back once, shards at once.
+            for c, ref in loaded:
                 _verify_restored(router, ref, store, c, shards, headers)
-                log(f"{c.tenant}/{c.database}/{c.name}: {stats.moved} records, verified")
+                log(f"{c.tenant}/{c.database}/{c.name}: {c.count} records, verified")
         except BaseException:
             for c in reversed(created):
                 try:
@@ -225,17 +234,22 @@ def _digest_shards(
     shards: list[str], ref: CollectionRef, want: Digest, headers: dict[str, str] | None
 ) -> tuple[int, Digest]:
     """Records counted and digested on each shard's replica, merged into one digest."""
-    total = Digest(want.buckets, mode=want.mode)
-    count = 0
-    for url in shards:
+
+    def one(url: str) -> tuple[int, Digest]:
         with ChromaHTTP(url, headers=headers) as shard:
             local = shard.collection_ref(ref.tenant, ref.database, ref.name)
             if local is None:
                 raise BackupError(f"{ref.name}: missing on shard {url} after loading")
-            count += shard.count(local)
-            total = total.merge(
-                digest_collection(shard, local, want.buckets, shard.max_batch_size(), want.mode)
-            )
+            count = shard.count(local)
+            got = digest_collection(shard, local, want.buckets, shard.max_batch_size(), want.mode)
+            return count, got
+
+    total = Digest(want.buckets, mode=want.mode)
+    count = 0
+    with ThreadPoolExecutor(max(1, len(shards)), thread_name_prefix="restore-check") as pool:
+        for n, got in pool.map(one, shards):
+            count += n
+            total = total.merge(got)
     return count, total
 
 

@@ -340,3 +340,34 @@ def test_unreachable_router_and_bad_destination_are_one_line_errors(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
     out = cli("backup", "verify", "gs://nowhere/x")
     assert out.exit_code == 1 and "gcsfs" in out.stderr
+
+
+def test_a_page_refused_midway_leaves_nothing_loaded(
+    empty_target: RouterProcess, folder_backup: tuple[str, Manifest], tmp_path: Path
+) -> None:
+    """The last page of `alpha` is refused by the target (a nested metadata value;
+    checksums made to match): the pages added before it, with several in flight, and
+    every collection and database created before it are removed."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    location, manifest = folder_backup
+    bad = copy_backup(location, tmp_path)
+    at = next(i for i, c in enumerate(manifest.collections) if c.name == "alpha")
+    path = bad / manifest.collections[at].file.path
+    rows = pq.read_table(path).to_pylist()
+    rows[-1]["metadata"] = '{"nested": {"not": "allowed"}}'
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
+    m = json.loads((bad / "manifest.json").read_text())
+    raw = path.read_bytes()
+    m["collections"][at]["file"].update(sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    (bad / "manifest.json").write_text(json.dumps(m))
+    before = snapshot(empty_target)
+    args = ["backup", "restore", "--from", str(bad), "--url", empty_target.url, "-q"]
+    out = cli(*args, "--batch-size", "50")
+    assert out.exit_code == 1, out.output
+    assert "/add: HTTP 422" in out.stderr and "nested" in out.stderr, out.stderr
+    assert "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
+    assert snapshot(empty_target) == before
