@@ -164,7 +164,10 @@ class Supervisor:
                     del pending[name]
                     on_ready(proc)
                 elif not self.is_running(proc):
-                    raise LocalError(f"{name} exited during start-up:\n{self.tail(proc, 15)}")
+                    how = _exit_status(self.pid_of(proc))
+                    raise LocalError(
+                        f"{name} exited during start-up ({how}):\n{self.tail(proc, 15)}"
+                    )
                 elif time.monotonic() > deadlines[name]:
                     raise LocalError(
                         f"{name} did not become healthy in time:\n{self.tail(proc, 15)}"
@@ -216,6 +219,21 @@ class Supervisor:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _exit_status(pid: int | None) -> str:
+    """How a child of ours ended, in words (for a start-up failure with an empty log)."""
+    if pid is None:
+        return "never started"
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        return "not a child of this command"
+    if done == 0:
+        return f"pid {pid} runs, but its command line no longer names it"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.WEXITSTATUS(status)}"
 
 
 def _reap(pid: int | None) -> None:

@@ -28,6 +28,8 @@ from router_harness import RouterProcess
 
 pytestmark = pytest.mark.slow
 
+PHASE = ["start"]  # what the test is doing now: failures name it
+
 
 class Writer(threading.Thread):
     """Writes to its own collection; after each acknowledged write, reads it back."""
@@ -54,7 +56,7 @@ class Writer(threading.Thread):
                 if self.down.is_set() or isinstance(exc, httpx.TransportError):
                     time.sleep(0.1)
                     continue
-                self.failures.append(f"{what}: {type(exc).__name__}: {exc}")
+                self.failures.append(f"[{PHASE[0]}] {what}: {type(exc).__name__}: {exc}")
                 return None
 
     def record(self, i: str, version: int) -> tuple[bytes, str, dict[str, Any]]:
@@ -142,7 +144,7 @@ class Reader(threading.Thread):
                     self.queries += 1
             except Exception as exc:
                 if not (self.down.is_set() or isinstance(exc, httpx.TransportError)):
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                    self.failures.append(f"[{PHASE[0]}] {type(exc).__name__}: {exc}")
             time.sleep(0.1)
 
 
@@ -164,6 +166,7 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         for t in threads:
             t.start()
         time.sleep(2)
+        PHASE[0] = "replicas killed"
         for s in lost:  # kill -9 one replica of every shard
             s.kill()
         time.sleep(3)
@@ -171,6 +174,7 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         assert stale["shard-0-1"]["state"] == "stale" and stale["shard-0-1"]["pending_hints"] > 0
         assert stale["shard-1-1"]["state"] == "stale" and stale["shard-1-1"]["pending_hints"] > 0
 
+        PHASE[0] = "router restarted"
         down.set()  # kill -9 the router mid-write, start it again on the same hint logs
         router.kill()
         router.start()
@@ -181,12 +185,14 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         time.sleep(2)
 
         returned = time.monotonic()
+        PHASE[0] = "replicas returned"
         for s in lost:
             s.start()
         assert wait_in_sync(router, 60) < 60
 
         hung = replicas[1][0]  # SIGSTOP the other replica of shard 1
         assert hung.pid is not None
+        PHASE[0] = "shard-1-0 stopped"
         os.kill(hung.pid, signal.SIGSTOP)
         # The first write that times out on it marks it stale (SHARD_TIMEOUT after the
         # stop at the earliest; later on a loaded machine, where writers are slower).
@@ -197,6 +203,7 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
             view = {r["name"]: r for r in replica_view(router)}
         assert view["shard-1-0"]["state"] == "stale", view
         os.kill(hung.pid, signal.SIGCONT)
+        PHASE[0] = "shard-1-0 continued"
         returned = time.monotonic()
         time.sleep(1)
     except BaseException:
@@ -213,7 +220,10 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         converged = wait_in_sync(router, 60)
         assert time.monotonic() - returned < 60 + 30
         failures = [f for w in writers for f in w.failures] + reader.failures
-        assert failures == [], "\n".join(failures)
+        endpoints = {
+            s.url: f"shard-{i}-{r}" for i, sh in enumerate(replicas) for r, s in enumerate(sh)
+        }
+        assert failures == [], "\n".join(failures) + f"\n{endpoints}\n{router.log_tail()}"
         assert [s for w in writers for s in w.stale_reads] == []
         assert all(w.acks > 20 for w in writers), [w.acks for w in writers]
         assert reader.queries > 0

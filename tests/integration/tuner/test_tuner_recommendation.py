@@ -76,7 +76,9 @@ def test_choice_holds_on_unseen_queries(tuned: dict[str, Any], data: np.ndarray)
     fresh = blobs(500, DIM, seed=99)  # never in the collection
     v = verify_on_unseen(data, fresh, GRID, chosen, "cosine", K, TARGET)
     assert v.recall >= TARGET, f"chosen {chosen} reaches only {v.recall:.4f} on unseen queries"
-    assert v.p50_ms <= 1.10 * v.fastest_p50_ms, (
+    # Microsecond timings on a shared CI machine: only a gross miss fails here; the close
+    # speed comparison (chosen vs fastest passing point) is bench/tune.py's job.
+    assert v.p50_ms <= 2.0 * v.fastest_p50_ms, (
         f"chosen p50 {v.p50_ms:.4f} ms vs fastest meeting the target {v.fastest} "
         f"{v.fastest_p50_ms:.4f} ms"
     )
