@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from chroma_operator.router.shards import ShardPool
 
 
+# A shard's copy usually takes seconds: a writer told to come back sooner than the hold's
+# whole remaining time gets in as soon as the copy ends (another 503 costs little).
+RETRY_AFTER_MAX_S = 5
+
+
 class WriteAcks:
     def __init__(self, pool: ShardPool) -> None:
         self.pool = pool
@@ -51,7 +56,7 @@ class WriteAcks:
                 "ChromaError",
                 f"Shard {shard} is held for a backup and has no other replica; "
                 "retry after the backup releases it",
-                {"Retry-After": str(min(wait, 30))},
+                {"Retry-After": str(min(wait, RETRY_AFTER_MAX_S))},
             )
         live: list[tuple[Replica, str]] = []
         later: list[Replica] = []

@@ -391,7 +391,7 @@ def test_one_replica_writes_to_the_shard_being_copied_get_503_with_retry_after(
         assert set(seen) == {0, 1}
         for s in seen.values():
             assert s["status"] == 503, s
-            assert s["retry_after"] is not None and 1 <= int(s["retry_after"]) <= 30
+            assert s["retry_after"] is not None and 1 <= int(s["retry_after"]) <= 5
             assert "held for a backup" in s["message"] and "held for a backup" in s["stock"]
             assert s["count"] >= 300
         rows = backup_rows(result, name)
