@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from chroma_operator.router.collections import ResolvedCollection
+from chroma_operator.router.collections import ResolvedCollection, reply_error
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import invalid_argument
 from chroma_operator.router.exact import ANSWER_FIELDS, top_k_as_query
@@ -24,6 +24,7 @@ from chroma_operator.router.state import State
 from chroma_operator.router.validate import QueryRequest
 
 Json = dict[str, Any]
+PAGE = 1000  # records per page when loading a collection's vectors (tests cross pages)
 
 
 async def collection_size(
@@ -70,9 +71,13 @@ async def exact_query(
             f"Exact search is limited to collections of {limit:,} records "
             f"(router.exactSearchMaxRecords); this one has {size:,}"
         )
+    routing = st.routing
+    if plain:
+        ids, matrix = await load_vectors(st, coll, headers)
+        st.exact_vectors.put(coll.client_id, generation, ids, matrix)
+        return vectors_answer(ids, matrix, req, coll.space)
     get_body: Json = {k: body[k] for k in ("where", "where_document") if body.get(k) is not None}
     get_body["include"] = sorted(set(wanted) | {"embeddings"})
-    routing = st.routing
     if req.ids is None:
         parts = {s: get_body for s in range(routing.read_shards)}
     else:
@@ -94,12 +99,6 @@ async def exact_query(
         if owned is not None:
             records = keep_get_rows(records, owned)
         shard_records.append(records)
-    if plain:
-        ids = [str(i) for r in shard_records for i in r.get("ids") or []]
-        rows = [e for r in shard_records for e in r.get("embeddings") or []]
-        matrix = np.asarray(rows, dtype=np.float32).reshape(len(ids), -1 if ids else 0)
-        st.exact_vectors.put(coll.client_id, generation, ids, matrix)
-        return vectors_answer(ids, matrix, req, coll.space)
     per_shard = []
     for records in shard_records:
         answer = top_k_as_query(records, req.embeddings, req.n_results, coll.space)
@@ -118,3 +117,42 @@ def vectors_answer(
     )
     answer["embeddings"] = None
     return merge_query([answer], len(req.embeddings), req.n_results, req.include)
+
+
+async def load_vectors(
+    st: State, coll: ResolvedCollection, headers: dict[str, str]
+) -> tuple[list[str], npt.NDArray[np.float32]]:
+    """Every record's id and embedding, a page at a time, each page turned into float32 at
+    once: memory stays near the matrix itself (not a whole collection of JSON floats), and
+    the event loop serves other requests between pages."""
+    routing = st.routing
+    ids: list[str] = []
+    blocks: list[npt.NDArray[np.float32]] = []
+    for s in range(routing.read_shards):
+        offset = 0
+        while True:
+            page = orjson.dumps({"include": ["embeddings"], "limit": PAGE, "offset": offset})
+            reply = await st.pool.read(
+                s, "POST", lambda ep: coll.path(ep, "/get"), content=page, headers=headers
+            )
+            if not reply.ok:
+                raise reply_error(reply)
+            records = reply.json()
+            got = len(records["ids"])
+            owned = routing.owned(s, records["ids"])  # during a move: only what it owns
+            if owned is not None:
+                records = keep_get_rows(records, owned)
+            if records["ids"]:
+                ids.extend(str(i) for i in records["ids"])
+                blocks.append(np.asarray(records["embeddings"], dtype=np.float32))
+            if got < PAGE:
+                break
+            offset += PAGE
+    if not blocks:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    matrix = np.concatenate(blocks)
+    if len(set(ids)) != len(ids):  # a write moved a record between pages: keep it once
+        first = {i: n for n, i in reversed(list(enumerate(ids)))}
+        keep = sorted(first.values())
+        return [ids[n] for n in keep], matrix[keep]
+    return ids, matrix
