@@ -84,12 +84,20 @@ def brute_force(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarr
 class Router:
     """`chroma-operator router` as a child process."""
 
-    def __init__(self, shard_urls: list[str], workdir: Path, src: Path | None = None) -> None:
+    def __init__(
+        self,
+        shard_urls: list[str],
+        workdir: Path,
+        src: Path | None = None,
+        recall_sample_rate: float = 0.01,
+    ) -> None:
         self.port = free_port()
         topo = Topology(
             cluster="bench",
             namespace="bench",
             shards=[ShardTopology(index=i, endpoints=[u]) for i, u in enumerate(shard_urls)],
+            # (an older tree's topology may not know the field: leave it out there)
+            **({"slo": {"recall_sample_rate": recall_sample_rate}} if src is None else {}),
         )
         path = workdir / f"topology-{self.port}.json"
         path.write_text(topo.to_json())
@@ -272,6 +280,13 @@ def main() -> None:
         help="an `operator/` tree whose router runs as a 4th setup (router_1_shard_before)",
     )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per level")
+    ap.add_argument(
+        "--recall-sample-rate",
+        type=float,
+        default=0.01,
+        help="the routers' recall SLI sampling (default: the product default, 1%%); 0 measures "
+        "the request path alone, without the background exact re-runs",
+    )
     args = ap.parse_args()
     levels = tuple(int(c) for c in args.concurrency.split(","))
     started = time.perf_counter()
@@ -287,7 +302,7 @@ def main() -> None:
         n_servers = 2 + (0 if args.no_three_shards else 3) + (1 if args.baseline_src else 0)
         servers = [ChromaServer(data_dir=work / f"s{i}").start() for i in range(n_servers)]
         urls = {"single_node": servers[0].url}
-        routers.append(Router([servers[1].url], work))
+        routers.append(Router([servers[1].url], work, None, args.recall_sample_rate))
         urls["router_1_shard"] = routers[-1].url
         rest = servers[2:]
         if args.baseline_src is not None:
@@ -295,7 +310,7 @@ def main() -> None:
             urls["router_1_shard_before"] = routers[-1].url
             rest = rest[1:]
         if not args.no_three_shards:
-            routers.append(Router([s.url for s in rest[:3]], work))
+            routers.append(Router([s.url for s in rest[:3]], work, None, args.recall_sample_rate))
             urls["router_3_shards"] = routers[-1].url
         cols = {label: create(url, "bench") for label, url in urls.items()}
         cids = {label: str(col.id) for label, col in cols.items()}
@@ -351,6 +366,7 @@ def main() -> None:
         "k": K,
         "hnsw": HNSW,
         "requests_per_level": args.requests,
+        "recall_sample_rate": args.recall_sample_rate,
         "concurrency": list(levels),
         "machine": {
             "cpus": os.cpu_count(),

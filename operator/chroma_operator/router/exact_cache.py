@@ -18,7 +18,7 @@ import numpy.typing as npt
 from cachetools import LRUCache
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-SAMPLE_REFETCH_S = 30.0  # a recall sample reloads a collection's vectors at most this often
+SAMPLE_REFETCH_S = 300.0  # a recall sample reloads a collection's vectors at most this often
 SAMPLE_MAX_AGE_S = 600.0  # ... and, without writes, uses them this long (the SLI's truth)
 
 
