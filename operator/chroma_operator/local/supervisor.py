@@ -41,8 +41,19 @@ class ProcessStatus:
     log: Path
 
 
-def _alive(pid: int | None, marker: str) -> bool:
-    """Whether `pid` runs and is still ours (its command line names our config/marker)."""
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(pid: int | None, marker: str, started: str | None = None) -> bool:
+    """Whether `pid` runs and is still ours: the same start time as when we started it
+    (a reused pid has another), else its command line names our config/marker."""
     if pid is None:
         return False
     try:
@@ -51,6 +62,10 @@ def _alive(pid: int | None, marker: str) -> bool:
         return False
     except PermissionError:
         return False
+    if started is not None:
+        now = _start_time(pid)
+        if now is not None:
+            return now == started and _state_of(pid) != "Z"
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
         try:
@@ -58,6 +73,13 @@ def _alive(pid: int | None, marker: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def _state_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
@@ -102,8 +124,12 @@ class Supervisor:
         pid = self._state()["processes"].get(proc.name, {}).get("pid")
         return int(pid) if pid is not None else None
 
+    def started_at(self, proc: ProcessPlan) -> str | None:
+        started = self._state()["processes"].get(proc.name, {}).get("starttime")
+        return str(started) if started is not None else None
+
     def is_running(self, proc: ProcessPlan) -> bool:
-        return _alive(self.pid_of(proc), self._marker(proc))
+        return _alive(self.pid_of(proc), self._marker(proc), self.started_at(proc))
 
     # --- start / stop ------------------------------------------------------------------
 
@@ -142,6 +168,7 @@ class Supervisor:
                 )
             state["processes"][proc.name] = {
                 "pid": child.pid,
+                "starttime": _start_time(child.pid),
                 "port": proc.port,
                 "component": proc.component,
                 "started": time.time(),
@@ -177,22 +204,22 @@ class Supervisor:
     def stop(self, procs: Iterable[ProcessPlan], timeout: float = 15.0) -> list[str]:
         """SIGTERM each process group, SIGKILL what is left after `timeout`."""
         state = self._state()
-        targets = [(p, self.pid_of(p)) for p in procs if self.is_running(p)]
-        for _, pid in targets:
+        targets = [(p, self.pid_of(p), self.started_at(p)) for p in procs if self.is_running(p)]
+        for _, pid, _ in targets:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)  # type: ignore[arg-type]
         deadline = time.monotonic() + timeout
-        for proc, pid in targets:
-            while _alive(pid, self._marker(proc)) and time.monotonic() < deadline:
+        for proc, pid, started in targets:
+            while _alive(pid, self._marker(proc), started) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(pid, self._marker(proc)):
+            if _alive(pid, self._marker(proc), started):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
             _reap(pid)
         for proc in procs:
             state["processes"].pop(proc.name, None)
         self._save(state)
-        return [p.name for p, _ in targets]
+        return [p.name for p, _, _ in targets]
 
     # --- observe -----------------------------------------------------------------------
 
@@ -230,7 +257,7 @@ def _exit_status(pid: int | None) -> str:
     except (ChildProcessError, OSError):
         return "not a child of this command"
     if done == 0:
-        return f"pid {pid} runs, but its command line no longer names it"
+        return f"pid {pid} runs, but is no longer the process that was started"
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exit code {os.WEXITSTATUS(status)}"

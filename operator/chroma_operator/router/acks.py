@@ -4,8 +4,11 @@ A write goes live to the shard's in-sync replicas, in parallel, each bounded by 
 timeout. It stands when at least `replication.min_acks` of them took it (answered with
 anything but a gateway/server error). Every replica that missed it -- it was down, hung,
 stale, fenced or held for a backup -- gets the exact request appended to its hint log,
-fsynced, before the client hears "ok". A write no replica took fails, naming the shard,
-and leaves no hints (so replicas agree on what failed).
+fsynced, before the client hears "ok". When no in-sync replica answers, a stale replica
+that is reachable and replaying its log takes the write through that log (it lands in
+order); the write stands once the replay applied it within the shard timeout. A write no
+replica took fails, naming the shard, and leaves no hints (so replicas agree on what
+failed).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 # A shard's copy usually takes seconds: a writer told to come back sooner than the hold's
 # whole remaining time gets in as soon as the copy ends (another 503 costs little).
 RETRY_AFTER_MAX_S = 5
+LOG_WRITES = ("/add", "/upsert", "/update")
 
 
 class WriteAcks:
@@ -95,6 +99,23 @@ class WriteAcks:
                 continue
             missed.append(rep)
             failed_live.add(rep.endpoint)
+        hint_args = (shard, method, path_for, content, headers, where, failed_live)
+        if not took and not bad and where is not None and where[3] in LOG_WRITES:
+            # No in-sync replica answered. A stale one that is reachable and replaying
+            # its log can still take the write in order, through that log (writes whose
+            # answer carries nothing the client needs: not deletes, which count).
+            rescuer, applied = await self._through_log(later, *hint_args)
+            if rescuer is not None:
+                others = [rep for rep in [*missed, *later] if rep is not rescuer]
+                await asyncio.gather(*(self._hint(rep, *hint_args) for rep in others))
+                if applied:
+                    return [Reply(shard, rescuer.endpoint, 200, b"{}", None)]
+                raise ShardCallError(
+                    shard,
+                    (errors[0].endpoint if errors else rescuer.endpoint),
+                    "timed out; the write is in a replica's hint log and reaches every "
+                    "replica, and retrying the same request converges",
+                )
         if not took:
             if bad:
                 raise reply_error(bad[0], f"shard {shard}: ")
@@ -108,7 +129,6 @@ class WriteAcks:
             changed |= book.mark_stale(rep)
         if changed:
             await book.announce()
-        hint_args = (shard, method, path_for, content, headers, where, failed_live)
         await asyncio.gather(*(self._hint(rep, *hint_args) for rep in [*missed, *later]))
         need = book.topology.replication.min_acks
         if len(took) < need:
@@ -120,6 +140,45 @@ class WriteAcks:
                 "request converges",
             )
         return took
+
+    async def _through_log(
+        self,
+        later: list[Replica],
+        shard: int,
+        method: str,
+        path_for: PathFor,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        where: Where | None,
+        failed_live: set[str],
+    ) -> tuple[Replica | None, bool]:
+        """(the stale replica whose log took the write, whether its replay applied it
+        within the shard timeout); (None, False) when no stale replica could take it."""
+        pool = self.pool
+        book = pool.book
+        assert book is not None
+        deadline = time.monotonic() + pool.topology.router.shard_timeout_seconds
+        for rep in later:
+            # stale, or back in sync since the write began: either way its log keeps order
+            if book.state(rep) not in ("stale", "in-sync") or not rep.reachable:
+                continue
+            hint = Hint(method, path_for(rep.endpoint), content, dict(headers or {}), where)
+            async with rep.log.lock:
+                try:
+                    await rep.log.append(hint)
+                except (HintLogError, HintLogFull):
+                    continue
+                target = rep.log.size
+                rep.stale = True
+                pool.metrics.hints_written.labels(rep.name).inc()
+                pool.metrics.hints_pending.labels(rep.name).set(rep.log.pending)
+            while time.monotonic() < deadline:
+                # replayed past it, or replayed everything and truncated the log
+                if rep.log.offset >= target or rep.log.size < target:
+                    return rep, True
+                await asyncio.sleep(0.02)
+            return rep, False
+        return None, False
 
     async def _hint(
         self,

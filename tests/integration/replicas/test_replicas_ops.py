@@ -192,3 +192,34 @@ def test_peer_routers_hear_of_a_stale_replica_and_of_its_return(
             r.stop()
         if not lost.running:
             lost.start()
+
+
+def test_with_its_in_sync_replica_hung_a_write_lands_through_the_stale_replicas_log(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    """Shard 1: replica 1 is stale (it was down and is replaying), replica 0 hangs. The
+    write waits out the hung one, then goes through the stale one's hint log, in order,
+    and stands once replayed; every replica ends with it."""
+    router = router_for(replicas, Path(tempfile.mkdtemp(prefix="hints-"))).start()
+    lost, hung = replicas[1][1], replicas[1][0]
+    assert hung.pid is not None
+    try:
+        col = router.client().create_collection("through-log")
+        col.add(**batch("a", 40, 1))
+        lost.kill()
+        col.upsert(**batch("b", 40, 2))  # shard 1's part becomes hints for replica 1
+        os.kill(hung.pid, signal.SIGSTOP)
+        lost.start()
+        col.upsert(**batch("c", 40, 3))  # no in-sync replica of shard 1 answers
+        got = col.get(ids=batch("c", 40, 3)["ids"], include=["metadatas"])
+        assert sorted(got["ids"]) == sorted(batch("c", 40, 3)["ids"])
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
+    try:
+        wait_in_sync(router, 60)
+        want = records_of(replicas[1][0], "through-log")
+        assert want == records_of(replicas[1][1], "through-log")
+        union = {**records_of(replicas[0][0], "through-log"), **want}
+        assert set(batch("c", 40, 3)["ids"]) <= set(union)  # on every replica of its shard
+    finally:
+        router.stop()
