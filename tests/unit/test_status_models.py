@@ -182,3 +182,36 @@ def test_the_lifecycle_transitions_set_index_reload() -> None:
     wire = done.wire()["applied"]
     assert wire["indexReload"] == "done" and wire["at"] == "2026-01-01T00:00:01Z"
     assert wire["verified"]["ok"] is False
+
+
+def test_repair_and_resharding_status_parse_what_the_operator_writes() -> None:
+    from chroma_operator.reconcile.repair import repair_outcome
+    from chroma_operator.reshard.progress import Progress
+
+    report = {
+        "v": 1,
+        "status": "ok",
+        "copied": 3,
+        "removed": 1,
+        "overwritten": 0,
+        "bucketsCompared": 1024,
+        "bucketsDiffering": 2,
+        "seconds": 1.5,
+        "dryRun": False,
+        "collections": [{"name": "docs"}],
+    }
+    record, ok, _, _ = repair_outcome("repair-1", report)
+    progress = Progress(2, 3)
+    progress.records_moved = 10
+    resharding = {
+        **progress.as_status(),
+        "placement": {"epoch": 3, "shards": 3, "phase": "backfill"},
+    }
+    status = ChromaClusterStatus.model_validate({"repair": record, "resharding": resharding})
+    assert ok and status.repair is not None and status.repair.copied == 3
+    assert status.repair.wire() == {k: v for k, v in record.items()}  # nothing lost
+    assert status.resharding is not None and status.resharding.records_moved == 10
+    assert status.resharding.wire()["placement"]["phase"] == "backfill"
+    schema = status_schema()["properties"]
+    for part in ("repair", "resharding"):
+        assert schema[part]["x-kubernetes-preserve-unknown-fields"] is True

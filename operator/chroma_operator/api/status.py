@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from chroma_operator.api.base import Model
+from chroma_operator.api.base import Model, Observed
 from chroma_operator.api.slo_status import SloStatus
 from chroma_operator.api.tuning_state import TuningStatus
 
@@ -71,6 +71,48 @@ class Endpoints(Model):
     encoder: str | None = None
 
 
+class RepairStatus(Observed):
+    """The last repair Job's report (`chroma-operator repair` writes it as JSON)."""
+
+    job: str | None = Field(default=None, description="The repair Job this came from")
+    status: str | None = Field(default=None, description="ok, or failed")
+    reason: str | None = None
+    message: str | None = None
+    dry_run: bool | None = None
+    copied: int | None = Field(default=None, description="Records copied to a replica")
+    removed: int | None = Field(default=None, description="Records removed from a replica")
+    overwritten: int | None = Field(default=None, description="Records overwritten")
+    buckets_compared: int | None = None
+    buckets_differing: int | None = None
+    seconds: float | None = None
+
+
+class ReshardingStatus(Observed):
+    """A shard-count change in progress (or the last one): phase, counts, rate, ETA."""
+
+    phase: str | None = Field(
+        default=None, description="stable, dual-write, backfill, verify, cutover or cleanup"
+    )
+    epoch: int | None = Field(default=None, description="The placement epoch")
+    from_shards: int | None = None
+    to_shards: int | None = None
+    collections_total: int | None = None
+    collections_done: int | None = None
+    done_collections: list[str] | None = None
+    records_to_move: int | None = None
+    records_moved: int | None = None
+    records_verified: int | None = None
+    records_repaired: int | None = None
+    records_cleaned: int | None = None
+    rate_per_second: float | None = None
+    eta_seconds: float | None = None
+    paused: str | None = Field(default=None, description="Why the move waits, while it does")
+    message: str | None = None
+    placement: dict[str, Any] | None = Field(
+        default=None, description="The placement the routers follow (the topology's own form)"
+    )
+
+
 class ChromaClusterStatus(Model):
     """Observed state; written by the operator only."""
 
@@ -97,9 +139,9 @@ class ChromaClusterStatus(Model):
     shards: list[ShardStatus] = Field(default_factory=list)
     endpoints: Endpoints | None = None
     tuning: TuningStatus | None = None
-    repair: dict[str, Any] | None = None
+    repair: RepairStatus | None = None
     slo: SloStatus | None = None
-    resharding: dict[str, Any] | None = Field(
+    resharding: ReshardingStatus | None = Field(
         default=None,
         description="A shard-count change: phase, epoch, placement, collections done, "
         "records moved, rate, ETA",
