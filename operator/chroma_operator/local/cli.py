@@ -261,9 +261,12 @@ def up(
         if demo and plan.topology.auth is not None:
             typer.echo("--demo is skipped: the cluster has auth on (spec.auth).")
         elif demo:
-            from chroma_operator.local.demo import run_demo
+            from chroma_operator.local.demo import DemoError, run_demo
 
-            run_demo(plan)
+            try:
+                run_demo(plan)
+            except DemoError as exc:  # the cluster stays up; the demo says why it stopped
+                typer.secho(f"error: {exc}", fg="red", err=True)
         if detach:
             typer.echo(
                 f"Running in the background; stop with: chroma-operator local down --dir {home}"
@@ -384,6 +387,9 @@ def demo_command(
     limit: int = typer.Option(3000, help="How many docstrings to index"),
 ) -> None:
     """Index Python's standard-library docstrings into a running local cluster and search them."""
-    from chroma_operator.local.demo import run_demo
+    from chroma_operator.local.demo import DemoError, run_demo
 
-    run_demo(_plan_from_dir(_find_dir(name, directory)), limit=limit)
+    try:
+        run_demo(_plan_from_dir(_find_dir(name, directory)), limit=limit)
+    except DemoError as exc:
+        raise _fail(str(exc)) from None

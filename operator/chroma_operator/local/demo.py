@@ -96,7 +96,19 @@ def _docs_in(path: Path, module: str) -> Iterator[Doc]:
                 yield Doc(name, f"{name}: {line}", module)
 
 
-def run_demo(plan: LocalPlan, limit: int = 3000, batch: int = 256) -> None:
+def run_demo(plan: LocalPlan, limit: int = 3000, batch: int = 64) -> None:
+    """The demo; a failure on the way is one line (DemoError), never a traceback."""
+    try:
+        _run_demo(plan, limit, batch)
+    except Exception as exc:  # httpx, chromadb and encoder errors alike
+        raise DemoError(f"the demo stopped: {type(exc).__name__}: {exc}") from exc
+
+
+class DemoError(Exception):
+    pass
+
+
+def _run_demo(plan: LocalPlan, limit: int, batch: int) -> None:
     import chromadb
     from chromadb.errors import NotFoundError
     from rich.console import Console
