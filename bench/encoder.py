@@ -3,7 +3,8 @@
 Scenarios, all against a real `chroma-operator encoder` subprocess on loopback:
 1, 16 and 64 concurrent clients sending one text per request, and 4 clients sending
 32-text requests; p50/p99 latency per scenario. Texts are the Debian package
-descriptions in ../shared/data when present, else generated sentences.
+descriptions (a `shared/data` folder beside the checkout) when present, else generated
+sentences.
 
 The load generator is a few lines of raw HTTP/1.1 over keep-alive asyncio streams, not
 httpx: on a 2-core machine the client shares the CPU with the server, and a heavy client

@@ -14,8 +14,9 @@ code found there (e.g. an older commit's `operator/` from `git archive`), measur
 same interleaved rounds, so a change to the request path is judged before/after within
 one run. `--n`, `--requests` and `--concurrency` shrink a run on a busy machine.
 
-Data: `../shared/data/debian-packages.minilm-l6-v2.f16.npy` when present (real text
-embeddings), else a generated clustered set of the same shape. The three setups run side
+Data: a file of real MiniLM embeddings of Debian package descriptions
+(`debian-packages.minilm-l6-v2.f16.npy`, in a `shared/data` folder beside the checkout)
+when present, else a generated clustered set of the same shape. The three setups run side
 by side and are measured in interleaved rounds, so load from other work on a shared
 machine falls on all of them alike.
 """
