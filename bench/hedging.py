@@ -22,17 +22,13 @@ a router without hedging, whose reads sent to the hung replica wait for the shar
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
 import platform
-import random
 import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,72 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from chroma_operator.local.chroma_server import free_port  # noqa: E402
+from router import load_data  # noqa: E402  (bench/router.py: the same vectors)
 from router_harness import RouterProcess, make_topology, start_servers  # noqa: E402
+from slow_proxy import DelayProxy  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "debian-packages.minilm-l6-v2.f16.npy"
 DB = "/api/v2/tenants/default_tenant/databases/default_database"
 HNSW = {"space": "cosine", "max_neighbors": 16, "ef_construction": 100, "ef_search": 100}
 K = 10
 SHARD_TIMEOUT = 10.0
-
-
-class FlakyProxy:
-    """TCP proxy on loopback: each chunk towards the server is delayed by `delay` seconds
-    with probability `probability` (a request is one chunk at these sizes)."""
-
-    def __init__(self, upstream_port: int, delay: float = 0.05, seed: int = 7) -> None:
-        self.upstream_port, self.delay = upstream_port, delay
-        self.probability = 0.0
-        self.port = free_port()
-        self._rng = random.Random(seed)
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, daemon=True).start()
-        asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop
-        ).result(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slow: bool
-    ) -> None:
-        try:
-            while data := await reader.read(1 << 20):
-                if slow and self._rng.random() < self.probability:
-                    await asyncio.sleep(self.delay)
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        await asyncio.gather(
-            self._pipe(reader, up_writer, slow=True), self._pipe(up_reader, writer, slow=False)
-        )
-
-
-def load_data(n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, str]:
-    rng = np.random.default_rng(0)
-    if DATA.exists():
-        allv = np.load(DATA).astype(np.float32)
-        order = rng.permutation(len(allv))
-        base, queries = allv[order[:n]], allv[order[n : n + n_queries]]
-        source = f"{DATA.name} (real MiniLM embeddings)"
-    else:
-        centers = rng.standard_normal((200, 384)).astype(np.float32)
-        pts = centers[rng.integers(0, 200, n + n_queries)] + 0.35 * rng.standard_normal(
-            (n + n_queries, 384)
-        )
-        base, queries = pts[:n].astype(np.float32), pts[n:].astype(np.float32)
-        source = "generated clustered set (200 clusters, 384 dims)"
-    return base, queries, source
 
 
 def hedge_counts(router: RouterProcess) -> tuple[float, float]:
@@ -155,7 +93,8 @@ def main() -> None:
     t0 = time.monotonic()
     base, queries, source = load_data(args.n, 300)
     fast, slow = start_servers(2)
-    proxy = FlakyProxy(slow.port)
+    proxy = DelayProxy(slow.port).start()
+    proxy.delay, proxy.probability = 0.05, 0.0
     hints = tempfile.mkdtemp(prefix="bench-hints-")
     endpoints = [[fast.url, proxy.url]]
     hedged = RouterProcess(
@@ -229,6 +168,7 @@ def main() -> None:
     finally:
         hedged.stop()
         plain.stop()
+        proxy.stop()
         fast.close()
         slow.close()
 

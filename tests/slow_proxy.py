@@ -1,13 +1,15 @@
 """A TCP proxy on loopback that can delay one direction: a slow network to a real shard.
 
 Used to make one Chroma shard slow in end-to-end tests without touching its code: the
-router really waits, its histograms really see it.
+router really waits, its histograms really see it. `probability` below 1 delays only that
+share of requests (a request is one chunk at these sizes): a replica that is sometimes slow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 
 from chroma_operator.local.chroma_server import free_port
@@ -18,6 +20,8 @@ class DelayProxy:
         self.upstream_port = upstream_port
         self.port = free_port()
         self.delay = 0.0
+        self.probability = 1.0  # share of chunks towards the server that get the delay
+        self._rng = random.Random(7)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -31,7 +35,7 @@ class DelayProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
-                if slow and self.delay:
+                if slow and self.delay and self._rng.random() < self.probability:
                     await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
