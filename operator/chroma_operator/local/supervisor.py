@@ -41,13 +41,17 @@ class ProcessStatus:
     log: Path
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...]; [] when unreadable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return []
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux /proc), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = _stat(pid)
     return fields[19] if len(fields) > 19 else None
 
 
@@ -62,10 +66,9 @@ def _alive(pid: int | None, marker: str, started: str | None = None) -> bool:
         return False
     except PermissionError:
         return False
-    if started is not None:
-        now = _start_time(pid)
-        if now is not None:
-            return now == started and _state_of(pid) != "Z"
+    fields = _stat(pid)
+    if started is not None and len(fields) > 19:
+        return fields[19] == started and fields[0] != "Z"  # a zombie has exited
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
         try:
@@ -73,13 +76,6 @@ def _alive(pid: int | None, marker: str, started: str | None = None) -> bool:
         except OSError:
             return False
     return True
-
-
-def _state_of(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:

@@ -104,7 +104,9 @@ class WriteAcks:
             # No in-sync replica answered. A stale one that is reachable and replaying
             # its log can still take the write in order, through that log (writes whose
             # answer carries nothing the client needs: not deletes, which count).
-            rescuer, applied = await self._through_log(later, *hint_args)
+            rescuer, applied = await self._through_log(
+                later, method, path_for, content, headers, where
+            )
             if rescuer is not None:
                 others = [rep for rep in [*missed, *later] if rep is not rescuer]
                 await asyncio.gather(*(self._hint(rep, *hint_args) for rep in others))
@@ -144,13 +146,11 @@ class WriteAcks:
     async def _through_log(
         self,
         later: list[Replica],
-        shard: int,
         method: str,
         path_for: PathFor,
         content: bytes | None,
         headers: Mapping[str, str] | None,
         where: Where | None,
-        failed_live: set[str],
     ) -> tuple[Replica | None, bool]:
         """(the stale replica whose log took the write, whether its replay applied it
         within the shard timeout); (None, False) when no stale replica could take it."""
@@ -169,9 +169,7 @@ class WriteAcks:
                 except (HintLogError, HintLogFull):
                     continue
                 target = rep.log.size
-                rep.stale = True
-                pool.metrics.hints_written.labels(rep.name).inc()
-                pool.metrics.hints_pending.labels(rep.name).set(rep.log.pending)
+                self._counted(rep)
             while time.monotonic() < deadline:
                 # replayed past it, or replayed everything and truncated the log
                 if rep.log.offset >= target or rep.log.size < target:
@@ -228,9 +226,13 @@ class WriteAcks:
                     f"Shard {shard}: write not acknowledged: replica {rep.name} missed it and "
                     f"its hint could not be kept ({exc}); it now needs a full repair",
                 ) from exc
-            rep.stale = True
-            pool.metrics.hints_written.labels(rep.name).inc()
-            pool.metrics.hints_pending.labels(rep.name).set(rep.log.pending)
+            self._counted(rep)
+
+    def _counted(self, rep: Replica) -> None:
+        """A hint is in the replica's log: it is stale until replayed, and the metrics say so."""
+        rep.stale = True
+        self.pool.metrics.hints_written.labels(rep.name).inc()
+        self.pool.metrics.hints_pending.labels(rep.name).set(rep.log.pending)
 
     async def _everywhere(
         self,

@@ -226,14 +226,14 @@ class ShardPool:
         pending: dict[asyncio.Task[Reply], str] = {}
         queue = list(targets)
         last: ShardCallError | None = None
-        hedged = hedge_sent = over_budget = False
+        hedge_sent = over_budget = False
         try:
             while queue or pending:
                 if not pending:
                     ep, path = queue.pop(0)
                     pending[asyncio.ensure_future(one(ep, path))] = ep
                 wait_for = None
-                if queue and not hedged and self._budget is not None:
+                if queue and not hedge_sent and self._budget is not None:
                     p95 = self._windows[shard].p95(self._hedge_floor)
                     if p95 is not None:
                         stall = max(STALL_FACTOR * p95, STALL_MIN_S) - p95
@@ -248,7 +248,7 @@ class ShardPool:
                         continue
                     if over_budget:
                         self._suspects.mark(targets[0][0])
-                    hedged = hedge_sent = True
+                    hedge_sent = True
                     ep, path = queue.pop(0)
                     pending[asyncio.ensure_future(one(ep, path))] = ep
                     continue
