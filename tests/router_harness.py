@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,17 @@ def start_servers(n: int) -> list[ChromaServer]:
     with ThreadPoolExecutor(n) as pool:
         list(pool.map(lambda s: s.start(), servers))
     return servers
+
+
+@contextmanager
+def servers_running(n: int) -> Iterator[list[ChromaServer]]:
+    """`n` real Chroma servers for the length of a (module) fixture, closed after."""
+    started = start_servers(n)
+    try:
+        yield started
+    finally:
+        for s in started:
+            s.close()
 
 
 def make_topology(shard_urls: list[list[str]], **router: Any) -> Topology:

@@ -33,7 +33,7 @@ from chroma_operator.data.store import Store
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.router.placement import shard_for
 from replica_harness import records_of, replica_view, router_for, wait_in_sync
-from router_harness import RouterProcess, http_client, make_topology, start_servers
+from router_harness import RouterProcess, http_client, make_topology, servers_running
 
 pytestmark = pytest.mark.slow
 
@@ -161,12 +161,8 @@ def expected_row(rid: str) -> tuple[bytes, str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[ChromaServer]]:
-    started = start_servers(7)  # 2 x 2 source replicas, 3 target shards
-    try:
+    with servers_running(7) as started:  # 2 x 2 source replicas, 3 target shards
         yield started
-    finally:
-        for s in started:
-            s.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from chroma_operator.cli import app
 from chroma_operator.data.backup_format import Manifest
 from chroma_operator.local.chroma_server import ChromaServer, free_port
-from router_harness import RouterProcess, make_topology, start_servers
+from router_harness import RouterProcess, make_topology, servers_running
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +30,8 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[ChromaServer]]:
-    started = start_servers(5)
-    try:
+    with servers_running(5) as started:
         yield started
-    finally:
-        for s in started:
-            s.close()
 
 
 @pytest.fixture(scope="module")
