@@ -12,7 +12,7 @@ import chromadb
 import pytest
 
 import chroma_operator
-from chroma_operator.local.chroma_server import free_port
+from local_ports import port_run
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(chroma_operator.__file__).resolve().parents[1])}
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def cluster_file(path: Path, name: str, shards: int, bootstrap: str = "") -> Pat
 
 
 def test_local_up_restores_a_backup_before_ready(tmp_path: Path) -> None:
-    src_home, src_port = tmp_path / "src", free_port()
+    src_home, src_port = tmp_path / "src", port_run()
     src = cluster_file(tmp_path / "src.yaml", "src", 1)
     up = cli("local", "up", str(src), "--dir", str(src_home), "--port", str(src_port), "-d")
     assert up.returncode == 0, up.stderr + up.stdout
@@ -64,7 +64,7 @@ def test_local_up_restores_a_backup_before_ready(tmp_path: Path) -> None:
         f"  bootstrap:\n    fromBackup:\n      destination: {tmp_path / 'bk'}\n"
         f"      backupId: {backup_id}\n"
     )
-    new_home, new_port = tmp_path / "new", free_port()
+    new_home, new_port = tmp_path / "new", port_run()
     new = cluster_file(tmp_path / "new.yaml", "restored", 2, boot)
     args = ("local", "up", str(new), "--dir", str(new_home), "--port", str(new_port), "-d")
     up = cli(*args)

@@ -13,9 +13,9 @@ import chromadb
 import pytest
 
 import chroma_operator
-from chroma_operator.local.chroma_server import free_port
 from chroma_operator.router.placement import shard_for
 from chroma_operator.topology import Topology
+from local_ports import port_run
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(chroma_operator.__file__).resolve().parents[1])}
 
@@ -49,7 +49,7 @@ def write_file(path: Path, shards: int) -> Path:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, int]]:
     work = tmp_path_factory.mktemp("reshard")
-    home, port = work / "moving", free_port()
+    home, port = work / "moving", port_run()
     file = write_file(work / "cluster.yaml", 2)
     up = cli("local", "up", str(file), "--dir", str(home), "--port", str(port), "--detach")
     assert up.returncode == 0, up.stderr + up.stdout

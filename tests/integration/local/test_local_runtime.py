@@ -16,7 +16,7 @@ import chromadb
 import pytest
 
 import chroma_operator
-from chroma_operator.local.chroma_server import free_port
+from local_ports import port_run
 
 SOURCE_ROOT = str(Path(chroma_operator.__file__).resolve().parents[1])
 ENV = {**os.environ, "PYTHONPATH": SOURCE_ROOT, "HF_HUB_OFFLINE": "1"}
@@ -65,20 +65,13 @@ def cluster(
     tmp_path_factory: pytest.TempPathFactory, repo_root: Path
 ) -> Iterator[tuple[Path, int]]:
     home = tmp_path_factory.mktemp("local") / "quickstart"
-    port = free_port()
-    while any(not _free(p) for p in range(port, port + 4)):
-        port = free_port()
+    port = port_run()
     up = up_quickstart(repo_root, home, port)
     assert up.returncode == 0, up.stderr + up.stdout
     try:
         yield home, port
     finally:
         cli("local", "down", "--dir", str(home))
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_stock_client_adds_documents_embedded_by_the_encoder(cluster: tuple[Path, int]) -> None:
@@ -178,7 +171,7 @@ def test_invalid_file_gives_field_errors(tmp_path: Path) -> None:
 
 def test_ctrl_c_in_the_foreground_stops_everything(repo_root: Path, tmp_path: Path) -> None:
     home = tmp_path / "fg"
-    port = free_port()
+    port = port_run()
     spec = tmp_path / "small.yaml"
     spec.write_text(
         "apiVersion: chroma.operator.dev/v1alpha1\nkind: ChromaCluster\nmetadata: {name: small}\n"

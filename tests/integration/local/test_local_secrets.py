@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from chromadb.config import Settings
 from chromadb.errors import ChromaAuthError
 
 import chroma_operator
-from chroma_operator.local.chroma_server import free_port
+from local_ports import port_run
 from tls_certs import CertFiles, make_certs
 
 pytestmark = pytest.mark.slow
@@ -41,11 +40,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=240,
         check=False,
     )
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +83,7 @@ def secured(
     assert missing.returncode == 2
     assert "--secret secured-tokens=FILE" in missing.stderr
     for _ in range(3):  # other tests on this machine take ports too: retry on a clash
-        port = free_port()
-        while any(not _free(p) for p in range(port, port + 4)):
-            port = free_port()
+        port = port_run()
         up = cli(
             "local",
             "up",
