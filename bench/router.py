@@ -50,6 +50,7 @@ DATA = ROOT.parent / "shared" / "data" / "debian-packages.minilm-l6-v2.f16.npy"
 DB = "/api/v2/tenants/default_tenant/databases/default_database"
 HNSW = {"space": "cosine", "max_neighbors": 16, "ef_construction": 100, "ef_search": 100}
 CONCURRENCY = (1, 8, 32)
+DEFAULT_SAMPLE_RATE = 0.01  # the product's default recall sampling
 K = 10
 
 
@@ -90,15 +91,20 @@ class Router:
         shard_urls: list[str],
         workdir: Path,
         src: Path | None = None,
-        recall_sample_rate: float = 0.01,
+        recall_sample_rate: float = DEFAULT_SAMPLE_RATE,
     ) -> None:
         self.port = free_port()
         topo = Topology(
             cluster="bench",
             namespace="bench",
             shards=[ShardTopology(index=i, endpoints=[u]) for i, u in enumerate(shard_urls)],
-            # (an older tree's topology may not know the field: leave it out there)
-            **({"slo": {"recall_sample_rate": recall_sample_rate}} if src is None else {}),
+            # (an older tree's topology may not know the field: leave it out there unless
+            # the run asks for a rate other than the default, so both sides sample alike)
+            **(
+                {"slo": {"recall_sample_rate": recall_sample_rate}}
+                if src is None or recall_sample_rate != DEFAULT_SAMPLE_RATE
+                else {}
+            ),
         )
         path = workdir / f"topology-{self.port}.json"
         path.write_text(topo.to_json())
@@ -284,7 +290,7 @@ def main() -> None:
     ap.add_argument(
         "--recall-sample-rate",
         type=float,
-        default=0.01,
+        default=DEFAULT_SAMPLE_RATE,
         help="the routers' recall SLI sampling (default: the product default, 1%%); 0 measures "
         "the request path alone, without the background exact re-runs",
     )
@@ -307,7 +313,7 @@ def main() -> None:
         urls["router_1_shard"] = routers[-1].url
         rest = servers[2:]
         if args.baseline_src is not None:
-            routers.append(Router([rest[0].url], work, args.baseline_src))
+            routers.append(Router([rest[0].url], work, args.baseline_src, args.recall_sample_rate))
             urls["router_1_shard_before"] = routers[-1].url
             rest = rest[1:]
         if not args.no_three_shards:

@@ -131,6 +131,15 @@ def test_a_replica_that_lost_to_a_hedge_is_asked_last_until_it_expires() -> None
     assert suspects.order(["a", "b", "c"]) == ["a", "b", "c"]
 
 
+def test_of_two_suspects_the_one_that_lost_most_recently_is_asked_last() -> None:
+    suspects = SuspectList(seconds=5)
+    suspects.mark("healthy")  # lost one hedge to a busy moment
+    time.sleep(0.01)
+    suspects.mark("hung")  # then its sibling hung and lost the next one
+    for rotation in (["hung", "healthy"], ["healthy", "hung"]):
+        assert suspects.order(rotation) == ["healthy", "hung"]
+
+
 def write(kind: str, ids: list[str], path: str = "/c/1") -> Hint:
     body = orjson.dumps({"ids": ids, "metadatas": [{"i": i} for i in ids], "documents": None})
     return Hint("POST", path + "/" + kind, body, {})

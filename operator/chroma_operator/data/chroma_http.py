@@ -24,6 +24,10 @@ API = "/api/v2"
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
 _RETRY_STATUS = {502, 503, 504}
+# Chroma 1.5 answers a page read that races a delete of one of its records with this
+# 500; the same read a moment later succeeds. Reads retry it, a few times.
+_READ_RACE = "Error finding id"
+_READ_RACE_TRIES = 5
 
 
 class ChromaCallError(RuntimeError):
@@ -237,11 +241,24 @@ class ChromaHTTP:
             body["offset"] = offset
             if limit is not None:
                 body["limit"] = limit
-        return RecordBatch.from_get(self.request("POST", ref.path() + "/get", body))
+        return RecordBatch.from_get(self._read("POST", ref.path() + "/get", body))
 
     def get_ids(self, ref: CollectionRef, *, offset: int, limit: int) -> list[str]:
         body = {"include": [], "offset": offset, "limit": limit}
-        return [str(i) for i in self.request("POST", ref.path() + "/get", body)["ids"]]
+        return [str(i) for i in self._read("POST", ref.path() + "/get", body)["ids"]]
+
+    def _read(self, method: str, path: str, body: Any) -> Any:
+        """A read that retries Chroma's transient read-during-delete error."""
+        for attempt in range(_READ_RACE_TRIES):
+            try:
+                return self.request(method, path, body)
+            except ChromaCallError as exc:
+                if exc.status != 500 or _READ_RACE not in exc.message:
+                    raise
+                if attempt == _READ_RACE_TRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def upsert(self, ref: CollectionRef, batch: RecordBatch) -> None:
         if len(batch):

@@ -67,7 +67,12 @@ class SuspectList:
         self._until[endpoint] = time.monotonic() + self.seconds
 
     def order(self, endpoints: list[str]) -> list[str]:
-        """The same endpoints, suspects last (their relative order kept)."""
+        """The same endpoints, suspects last, the most recently marked last of all.
+
+        Two replicas can both be suspect (a healthy one lost a hedge to a busy moment
+        just before its sibling hung); the one that lost most recently goes last, so
+        the hung one is not asked first on every other read.
+        """
         if not self._until:
             return endpoints
         now = time.monotonic()
@@ -75,4 +80,4 @@ class SuspectList:
             del self._until[ep]
         if not self._until:
             return endpoints
-        return sorted(endpoints, key=lambda ep: ep in self._until)
+        return sorted(endpoints, key=lambda ep: self._until.get(ep, 0.0))

@@ -96,6 +96,9 @@ class HintLog:
         self.offset = 0  # bytes already replayed (in memory: a restart replays again)
         self.pending = 0
         self.size = 0
+        # Only this log writes or removes its marker, so the file is read once, not on
+        # every request that asks a replica's state.
+        self._needs_repair = self.marker.exists()
         self._load()
 
     def _load(self) -> None:
@@ -114,7 +117,7 @@ class HintLog:
 
     @property
     def needs_repair(self) -> bool:
-        return self.marker.exists()
+        return self._needs_repair
 
     def _append_sync(self, lines: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -172,6 +175,7 @@ class HintLog:
         self.offset = self.size = self.pending = 0
 
     def _drop_sync(self) -> None:
+        self._needs_repair = True
         self.marker.write_bytes(b"hint log dropped: full repair needed\n")
         self.path.unlink(missing_ok=True)
         self.offset = self.size = self.pending = 0
@@ -185,6 +189,7 @@ class HintLog:
 
     def clear_repair(self) -> None:
         self.marker.unlink(missing_ok=True)
+        self._needs_repair = False
 
 
 MERGEABLE = frozenset({"/add", "/upsert", "/update", "/delete"})

@@ -9,6 +9,7 @@ ChromaError, inconsistent column lengths or dimensions 400 InvalidArgumentError.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,11 +39,18 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def check_collection_id(collection_id: str) -> str:
+@functools.lru_cache(maxsize=4096)  # the same few ids arrive on every request
+def _is_uuid(text: str) -> bool:
     try:
-        uuid.UUID(collection_id)
-    except ValueError as exc:
-        raise invalid_argument("Collection ID is not a valid UUIDv4") from exc
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_collection_id(collection_id: str) -> str:
+    if not _is_uuid(collection_id):
+        raise invalid_argument("Collection ID is not a valid UUIDv4")
     return collection_id
 
 
