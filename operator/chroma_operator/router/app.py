@@ -13,6 +13,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from chroma_operator.router.collection_routes import CollectionRoutes
 from chroma_operator.router.core import RouterCore
@@ -38,12 +39,21 @@ def build_routes(core: RouterCore) -> list[Route]:
     return [*specific, *internal, system.fallback_route()]
 
 
+class RouterApp(Starlette):
+    """Starlette without its outer error middlewares: every route already turns any
+    exception into Chroma's error shape (`RouterCore.route`), so those layers only cost
+    time on each request."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.router
+
+
 def create_app(
     topology: Topology | str | Path, *, reload_interval: float = 1.0, access_log: bool = False
-) -> Starlette:
+) -> RouterApp:
     """The router app for a topology (or a topology file, reloaded when it changes)."""
     core = RouterCore(TopologySource(topology), reload_interval, access_log)
-    app = Starlette(routes=build_routes(core), lifespan=core.lifespan)
+    app = RouterApp(routes=build_routes(core), lifespan=core.lifespan)
     app.state.router = core
     return app
 

@@ -87,6 +87,7 @@ def command(
         access_log=False,  # the app logs each request itself, with its trace id
         backlog=backlog,
         timeout_keep_alive=keep_alive,
+        proxy_headers=False,  # a Service, not a proxy, is in front; and it costs per request
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
