@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,6 +179,21 @@ async def test_grow_two_to_three_walks_every_phase(
             ),
             timeout=120,
         )
+        # Events mark each phase. The last is posted just after the status patch the wait
+        # above saw, so wait for it while the operator still runs.
+        phases = ("dual-write", "backfill", "verify", "cutover", "cleanup", "done")
+        deadline = time.monotonic() + 15
+        while True:
+            messages = [
+                o.raw["message"]
+                for (r, _, _), o in apiserver.objects.items()
+                if r.plural == "events" and o.raw.get("reason") == "Resharding"
+            ]
+            missing = [p for p in phases if not any(p in m for m in messages)]
+            if not missing or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert not missing, (missing, messages)
     rs = status(done)["resharding"]
     # (a merge patch drops null fields: previous_shards is absent once stable)
     assert rs["placement"] == {"epoch": 6, "shards": 3, "phase": "stable"}
@@ -193,14 +209,6 @@ async def test_grow_two_to_three_walks_every_phase(
     assert cm is not None
     topo = Topology.from_json(cm["data"]["topology.json"])
     assert len(topo.shards) == 3 and topo.current_placement().phase == "stable"
-    # Events mark each phase.
-    messages = [
-        o.raw["message"]
-        for (r, _, _), o in apiserver.objects.items()
-        if r.plural == "events" and o.raw.get("reason") == "Resharding"
-    ]
-    for phase in ("dual-write", "backfill", "verify", "cutover", "cleanup", "done"):
-        assert any(phase in m for m in messages), (phase, messages)
     # The data: every record once, on its owner under 3 shards, readable through the router.
     for i, server in enumerate(servers):
         c = chromadb.HttpClient(host="127.0.0.1", port=server.port).get_collection("docs")
