@@ -193,8 +193,11 @@ async def test_fence_publishes_replicas_in_the_topology_and_refuses_bad_input(
 
 
 async def _rolled(kube: Kube, i: int, replicas: int) -> None:
-    """What the StatefulSet controller reports once every pod runs the new template, ready."""
-    sts = await _sts(kube, i)
+    """What the StatefulSet controller reports once every pod runs the new template, ready.
+
+    Waits for the StatefulSet first: the operator does not create shards in index order.
+    """
+    sts = await eventually(lambda: _sts(kube, i), lambda s: s is not None)
     assert sts is not None
     await kube.patch_status(
         "apps/v1",
