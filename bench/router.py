@@ -44,14 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from chroma_operator.local.chroma_server import ChromaServer, free_port  # noqa: E402
-from chroma_operator.topology import ShardTopology, Topology  # noqa: E402
+from chroma_operator.topology import ShardTopology, SloTopology, Topology  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "debian-packages.minilm-l6-v2.f16.npy"
 DB = "/api/v2/tenants/default_tenant/databases/default_database"
 HNSW = {"space": "cosine", "max_neighbors": 16, "ef_construction": 100, "ef_search": 100}
 CONCURRENCY = (1, 8, 32)
-DEFAULT_SAMPLE_RATE = 0.01  # the product's default recall sampling
 K = 10
+DEFAULT_SAMPLE_RATE = SloTopology().recall_sample_rate  # the product's default
 
 
 def load_data(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:

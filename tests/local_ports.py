@@ -10,8 +10,9 @@ listeners, so a run checked free here stays free.
 from __future__ import annotations
 
 import random
-import socket
 from pathlib import Path
+
+from chroma_operator.local.chroma_server import port_in_use
 
 RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 10_000
@@ -24,16 +25,6 @@ def _ephemeral_start() -> int:
         return 32_768  # Linux's default
 
 
-def _listenable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def port_run(count: int = 16) -> int:
     """The first of `count` consecutive free ports below the ephemeral range."""
     top = _ephemeral_start() - count
@@ -42,6 +33,6 @@ def port_run(count: int = 16) -> int:
     picker = random.Random()
     for _ in range(200):
         base = picker.randrange(LOWEST, top)
-        if all(_listenable(p) for p in range(base, base + count)):
+        if not any(port_in_use(p) for p in range(base, base + count)):
             return base
     raise RuntimeError(f"found no {count} free consecutive ports below {top + count}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,18 +181,17 @@ async def test_grow_two_to_three_walks_every_phase(
         # Events mark each phase. The last is posted just after the status patch the wait
         # above saw, so wait for it while the operator still runs.
         phases = ("dual-write", "backfill", "verify", "cutover", "cleanup", "done")
-        deadline = time.monotonic() + 15
-        while True:
-            messages = [
+
+        async def reshard_events() -> list[str]:
+            return [
                 o.raw["message"]
                 for (r, _, _), o in apiserver.objects.items()
                 if r.plural == "events" and o.raw.get("reason") == "Resharding"
             ]
-            missing = [p for p in phases if not any(p in m for m in messages)]
-            if not missing or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
-        assert not missing, (missing, messages)
+
+        await eventually(
+            reshard_events, lambda ms: all(any(p in m for m in ms) for p in phases), timeout=15
+        )
     rs = status(done)["resharding"]
     # (a merge patch drops null fields: previous_shards is absent once stable)
     assert rs["placement"] == {"epoch": 6, "shards": 3, "phase": "stable"}

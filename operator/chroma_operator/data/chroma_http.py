@@ -253,9 +253,8 @@ class ChromaHTTP:
             try:
                 return self.request(method, path, body)
             except ChromaCallError as exc:
-                if exc.status != 500 or _READ_RACE not in exc.message:
-                    raise
-                if attempt == _READ_RACE_TRIES - 1:
+                race = exc.status == 500 and _READ_RACE in exc.message
+                if not race or attempt == _READ_RACE_TRIES - 1:
                     raise
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")

@@ -41,6 +41,9 @@ class ProcessStatus:
     log: Path
 
 
+_STATE, _STARTTIME = 0, 19  # fields of /proc/<pid>/stat after the command name
+
+
 def _stat(pid: int) -> list[str]:
     """/proc/<pid>/stat after the command name: [state, ppid, ...]; [] when unreadable."""
     try:
@@ -52,7 +55,7 @@ def _stat(pid: int) -> list[str]:
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux /proc), or None."""
     fields = _stat(pid)
-    return fields[19] if len(fields) > 19 else None
+    return fields[_STARTTIME] if len(fields) > _STARTTIME else None
 
 
 def _alive(pid: int | None, marker: str, started: str | None = None) -> bool:
@@ -67,8 +70,8 @@ def _alive(pid: int | None, marker: str, started: str | None = None) -> bool:
     except PermissionError:
         return False
     fields = _stat(pid)
-    if started is not None and len(fields) > 19:
-        return fields[19] == started and fields[0] != "Z"  # a zombie has exited
+    if started is not None and len(fields) > _STARTTIME:
+        return fields[_STARTTIME] == started and fields[_STATE] != "Z"  # a zombie has exited
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
         try:

@@ -47,7 +47,6 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._body: list[bytes] = []
         self._headers: dict[str, str] = {}
-        self._name = b""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -66,10 +65,8 @@ class _Connection(asyncio.Protocol):
         self._fail(ShardHttpError(reason))
 
     # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name:
-            self._name = name
-        self._headers[self._name.decode("latin-1").lower()] = value.decode("latin-1")
+    def on_header(self, name: bytes, value: bytes) -> None:  # whole name and value
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -87,9 +84,9 @@ class _Connection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(exc)
 
-    def send(self, request: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Answer]:
+    def send(self, request: bytes) -> asyncio.Future[Answer]:
         assert self.transport is not None
-        self.waiter = loop.create_future()
+        self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return self.waiter
 
@@ -97,6 +94,13 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _header_lines(headers: Mapping[str, str] | None) -> bytes:
+    return b"".join(
+        b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in (headers or {}).items()
+    )
 
 
 @dataclass
@@ -122,9 +126,7 @@ class ShardHttp:
         self.timeout = timeout
         self.per_endpoint = per_endpoint
         self.keepalive = keepalive
-        self._fixed = b"".join(
-            b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in (headers or {}).items()
-        )
+        self._fixed = _header_lines(headers)
         self._endpoints: dict[str, _Endpoint] = {}
 
     def _endpoint(self, base: str) -> _Endpoint:
@@ -133,10 +135,9 @@ class ShardHttp:
             parts = urlsplit(base)
             if parts.scheme != "http" or not parts.hostname:
                 raise ShardHttpError(f"not a plain http endpoint: {base}")
-            port = parts.port or 80
             found = _Endpoint(
                 parts.hostname,
-                port,
+                parts.port or 80,
                 parts.netloc.encode(),
                 asyncio.Semaphore(self.per_endpoint),
             )
@@ -151,10 +152,6 @@ class ShardHttp:
         body: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> bytes:
-        extra = b"".join(
-            b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in (headers or {}).items()
-        )
         content = body or b""
         length = (
             b"content-length: %d\r\n" % len(content) if body is not None or method != "GET" else b""
@@ -164,7 +161,7 @@ class ShardHttp:
             target.encode("latin-1"),
             ep.host_header,
             self._fixed,
-            extra,
+            _header_lines(headers),
             length,
         )
         return head + content
@@ -201,7 +198,7 @@ class ShardHttp:
             conn = await self._connection(ep)
             finished = False
             try:
-                answer = await conn.send(request, asyncio.get_running_loop())
+                answer = await conn.send(request)
                 finished = True
             finally:
                 conn.waiter = None

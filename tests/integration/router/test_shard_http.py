@@ -13,7 +13,6 @@ from chroma_operator.local.chroma_server import ChromaServer, free_port
 from chroma_operator.router.shard_http import ShardHttp, ShardHttpError
 
 API = "/api/v2"
-Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +28,13 @@ def client(timeout: float = 5.0, per_endpoint: int = 4) -> ShardHttp:
     return ShardHttp(timeout, per_endpoint, 60.0, headers={"content-type": "application/json"})
 
 
-class RawPeer:
-    """A TCP server that answers every request with `reply(request_number)`."""
+Answerer = Callable[[int], bytes | None]  # request number -> raw answer, None: silence
 
-    def __init__(self, answer: Callable[[int], bytes | None]) -> None:
+
+class RawPeer:
+    """A TCP server that answers every request with `answer(request_number)`."""
+
+    def __init__(self, answer: Answerer) -> None:
         self.answer = answer
         self.connections = 0
         self.requests = 0
@@ -62,13 +64,14 @@ class RawPeer:
             writer.close()
 
 
+StartPeer = Callable[[Answerer], Awaitable[tuple[str, RawPeer]]]
+
+
 @pytest.fixture
-async def raw() -> AsyncIterator[
-    Callable[[Callable[[int], bytes | None]], Awaitable[tuple[str, RawPeer]]]
-]:
+async def raw() -> AsyncIterator[StartPeer]:
     servers: list[asyncio.Server] = []
 
-    async def start(answer: Callable[[int], bytes | None]) -> tuple[str, RawPeer]:
+    async def start(answer: Answerer) -> tuple[str, RawPeer]:
         peer = RawPeer(answer)
         server = await asyncio.start_server(peer.handle, "127.0.0.1", 0)
         servers.append(server)
@@ -114,7 +117,7 @@ async def test_talks_to_chroma_and_reuses_one_connection(chroma: str) -> None:
         await http.aclose()
 
 
-async def test_chunked_answers_and_connection_close(raw) -> None:  # type: ignore[no-untyped-def]
+async def test_chunked_answers_and_connection_close(raw: StartPeer) -> None:
     chunked = (
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n"
     )
@@ -129,7 +132,7 @@ async def test_chunked_answers_and_connection_close(raw) -> None:  # type: ignor
         await http.aclose()
 
 
-async def test_early_close_refusal_and_silence_are_errors_not_hangs(raw) -> None:  # type: ignore[no-untyped-def]
+async def test_early_close_refusal_and_silence_are_errors_not_hangs(raw: StartPeer) -> None:
     half = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nconnection: close\r\n\r\n[1,2"
     url, _ = await raw(lambda n: half)
     http = client(timeout=1.0)
@@ -148,7 +151,7 @@ async def test_early_close_refusal_and_silence_are_errors_not_hangs(raw) -> None
         await http.aclose()
 
 
-async def test_a_cancelled_call_never_hands_its_answer_to_the_next(raw) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cancelled_call_never_hands_its_answer_to_the_next(raw: StartPeer) -> None:
     answers = {1: None}
     url, peer = await raw(lambda n: answers.get(n, ok(b'"second"')))
     http = client()
@@ -164,7 +167,7 @@ async def test_a_cancelled_call_never_hands_its_answer_to_the_next(raw) -> None:
         await http.aclose()
 
 
-async def test_calls_beyond_the_per_endpoint_cap_wait_their_turn(raw) -> None:  # type: ignore[no-untyped-def]
+async def test_calls_beyond_the_per_endpoint_cap_wait_their_turn(raw: StartPeer) -> None:
     url, peer = await raw(lambda n: ok(b"%d" % n))
     http = client(per_endpoint=2)
     try:
