@@ -7,12 +7,13 @@ stays out of it), recall@10 against exact brute force, and the router's cache-hi
 both end to end and inside the router (its `Server-Timing` header).
 
     python bench/router.py [--n 50000] [--queries 200] [--out bench/results]
-        [--concurrency 1,8,32] [--no-three-shards] [--baseline-src OTHER/operator]
+        [--concurrency 1,8,32] [--no-three-shards] [--baseline-src OTHER/operator] [--floor]
 
 `--baseline-src` adds a fourth setup: a router over its own shard running the router
 code found there (e.g. an older commit's `operator/` from `git archive`), measured in the
 same interleaved rounds, so a change to the request path is judged before/after within
-one run. `--n`, `--requests` and `--concurrency` shrink a run on a busy machine.
+one run. `--floor` adds a bare pass-through proxy (`bench/passthrough_proxy.py`): the
+cost of one Python HTTP hop before any router work. `--n`, `--requests` and `--concurrency` shrink a run on a busy machine.
 
 Data: a file of real MiniLM embeddings of Debian package descriptions
 (`debian-packages.minilm-l6-v2.f16.npy`, in a `shared/data` folder beside the checkout)
@@ -92,6 +93,7 @@ class Router:
         workdir: Path,
         src: Path | None = None,
         recall_sample_rate: float = DEFAULT_SAMPLE_RATE,
+        script: Path | None = None,
     ) -> None:
         self.port = free_port()
         topo = Topology(
@@ -110,20 +112,18 @@ class Router:
         path.write_text(topo.to_json())
         env = {**os.environ, "PYTHONPATH": str(src or ROOT / "operator")}
         self.log = (workdir / f"router-{self.port}.log").open("ab")
+        command = [sys.executable, str(script)] if script else [sys.executable, "-m"]
+        if script is None:
+            command += ["chroma_operator", "router", "--log-level", "warning"]
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "chroma_operator",
-                "router",
+                *command,
                 "--topology",
                 str(path),
                 "--port",
                 str(self.port),
                 "--host",
                 "127.0.0.1",
-                "--log-level",
-                "warning",
             ],
             env=env,
             stdout=self.log,
@@ -286,6 +286,12 @@ def main() -> None:
         default=None,
         help="an `operator/` tree whose router runs as a 4th setup (router_1_shard_before)",
     )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="add a bare pass-through proxy over its own shard (bench/passthrough_proxy.py): "
+        "what one Python HTTP hop costs before any router work",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per level")
     ap.add_argument(
         "--recall-sample-rate",
@@ -307,6 +313,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     try:
         n_servers = 2 + (0 if args.no_three_shards else 3) + (1 if args.baseline_src else 0)
+        n_servers += 1 if args.floor else 0
         servers = [ChromaServer(data_dir=work / f"s{i}").start() for i in range(n_servers)]
         urls = {"single_node": servers[0].url}
         routers.append(Router([servers[1].url], work, None, args.recall_sample_rate))
@@ -315,6 +322,11 @@ def main() -> None:
         if args.baseline_src is not None:
             routers.append(Router([rest[0].url], work, args.baseline_src, args.recall_sample_rate))
             urls["router_1_shard_before"] = routers[-1].url
+            rest = rest[1:]
+        if args.floor:
+            proxy = ROOT / "bench" / "passthrough_proxy.py"
+            routers.append(Router([rest[0].url], work, script=proxy))
+            urls["passthrough_proxy"] = routers[-1].url
             rest = rest[1:]
         if not args.no_three_shards:
             routers.append(Router([s.url for s in rest[:3]], work, None, args.recall_sample_rate))
@@ -357,7 +369,7 @@ def main() -> None:
                     flush=True,
                 )
         for label in urls:
-            if label != "single_node":
+            if label not in ("single_node", "passthrough_proxy"):  # the proxy has no cache
                 results[label]["cache_hit"] = cache_hits(urls[label], cids[label], bodies[0])
         print(json.dumps(results, indent=1), flush=True)
     finally:
@@ -398,7 +410,7 @@ def vs_single(results: dict[str, Any], levels: tuple[int, ...]) -> dict[str, flo
     for label, res in results.items():
         if label == "single_node":
             continue
-        name = label.removeprefix("router_")
+        name = label.removeprefix("router_").removesuffix("_proxy")
         ratios[f"{name}_ingest"] = res["ingest_vec_per_s"] / single["ingest_vec_per_s"]
         for c in levels:
             for p in ("p50", "p99"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from chroma_operator.router.collections import reply_error
-from chroma_operator.router.core import ensure_trace_id
+from chroma_operator.router.route_app import ensure_trace_id
 from chroma_operator.router.shards import Reply
 from chroma_operator.router.state import passthrough
 from chroma_operator.router.trace import new_trace_id, shard_trace_id

@@ -28,8 +28,14 @@ class QueryCache:
     def generation(self, collection_id: str) -> int:
         return self._generations.get(collection_id, 0)
 
-    def key(self, collection_id: str, canonical_request: bytes) -> CacheKey:
-        return (collection_id, self.generation(collection_id), canonical_request)
+    def key(
+        self, collection_id: str, canonical_request: bytes, generation: int | None = None
+    ) -> CacheKey:
+        """The key under the collection's current generation, or under `generation` (the
+        one a request started with, when the key is made after its answer)."""
+        if generation is None:
+            generation = self.generation(collection_id)
+        return (collection_id, generation, canonical_request)
 
     def get(self, key: CacheKey) -> Any | None:
         if not self.enabled:

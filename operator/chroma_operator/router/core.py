@@ -10,66 +10,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 import httpx
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from chroma_operator.router.auth import AuthGate
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.catchup import CatchUp
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
-from chroma_operator.router.errors import ChromaHTTPError, error_response, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.metrics import RouterMetrics
-from chroma_operator.router.permissions import CLUSTER_ADMIN, route_needs
 from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.replicas import ReplicaBook
-from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
+from chroma_operator.router.route_app import Handler, RouteApp
+from chroma_operator.router.shards import Reply, ShardPool
 from chroma_operator.router.state import State
 from chroma_operator.router.tls import peer_verify
 from chroma_operator.router.topology_source import TopologySource
-from chroma_operator.router.trace import TRACE_HEADER, new_trace_id
 from chroma_operator.topology import Topology
 
 log = logging.getLogger("chroma_operator.router")
 
 OLD_POOL_GRACE_S = 30.0
-
-Handler = Callable[[Request, State], Awaitable[Response]]
-
-_TRACE_KEY = TRACE_HEADER.encode()
-
-
-def ensure_trace_id(response: Response) -> str:
-    """The answer's trace id: a shard's that it already carries, or a new one added."""
-    for key, value in response.raw_headers:
-        if key == _TRACE_KEY:
-            return value.decode("latin-1")
-    trace_id = new_trace_id()
-    response.raw_headers.append((_TRACE_KEY, trace_id.encode()))
-    return trace_id
-
-
-def log_request(request: Request, status: int, elapsed: float, trace_id: str) -> None:
-    """The router's log line for one request, with the trace id a client error shows."""
-    client = request.client
-    log.log(
-        logging.WARNING if status >= 500 else logging.INFO,
-        "%s %s %s %d %.2fms trace=%s",
-        f"{client.host}:{client.port}" if client else "-",
-        request.method,
-        request.url.path,
-        status,
-        elapsed * 1e3,
-        trace_id,
-    )
 
 
 class RouterCore:
@@ -181,64 +147,10 @@ class RouterCore:
             self._old_pools.remove(pool)
             await pool.aclose()
 
-    # --- the route wrapper ------------------------------------------------------------
-
     def route(self, template: str, handler: Handler, methods: list[str]) -> Route:
-        """A route whose handler is timed and counted under its template, errors shaped.
-
-        This is the one place where errors become Chroma's shape: a `ChromaHTTPError` as
-        itself, a shard transport failure as 503 naming the shard, anything else as 500.
-        Every answer carries a `chroma-trace-id` (the shard's, or one minted here) and a
-        `Server-Timing` header; the labelled metric children are looked up once per
-        (method, status), not per request.
-        """
-        series: dict[tuple[str, int], tuple[Any, Any]] = {}
-        metrics = self.metrics
-
-        def children(method: str, status: int) -> tuple[Any, Any]:
-            key = (method, status)
-            found = series.get(key)
-            if found is None:
-                label = str(status)
-                found = (
-                    metrics.requests.labels(template, method, label),
-                    metrics.latency.labels(template, method, label),
-                )
-                series[key] = found
-            return found
-
-        needs = route_needs(template, methods)
-
-        async def endpoint(request: Request) -> Response:
-            st = self.state
-            metrics.in_flight.inc()
-            st.in_flight += 1
-            start = time.perf_counter()
-            try:
-                self.auth.check(request, needs.get(request.method, CLUSTER_ADMIN))
-                response = await handler(request, st)
-            except ChromaHTTPError as exc:
-                response = exc.response()
-            except ShardCallError as exc:
-                response = shard_unavailable(exc.shard, exc.endpoint, exc.reason).response()
-            except Exception as exc:  # the client still gets Chroma's shape
-                response = error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
-                log.exception("unhandled error on %s trace=%s", template, ensure_trace_id(response))
-            finally:
-                metrics.in_flight.dec()
-                st.in_flight -= 1
-            elapsed = time.perf_counter() - start
-            trace_id = ensure_trace_id(response)
-            response.raw_headers.append((b"server-timing", b"router;dur=%.3f" % (elapsed * 1e3)))
-            status = response.status_code
-            counter, histogram = children(request.method, status)
-            counter.inc()
-            histogram.observe(elapsed)
-            if status >= 500 or self.access_log:
-                log_request(request, status, elapsed, trace_id)
-            return response
-
-        return Route(template, endpoint, methods=methods)
+        """A route whose handler is timed and counted under its template, errors shaped
+        (see `RouteApp`)."""
+        return Route(template, RouteApp(self, template, handler, methods), methods=methods)
 
     # --- shared fan-outs ---------------------------------------------------------------
 

@@ -1,15 +1,12 @@
-"""Record routes: add, upsert, update, delete, get, count, query.
+"""Record routes: add, upsert, update, delete, get, count (query: `query_routes`).
 
 Writes go to the shard that owns each id (jump hash) -- during a move, to its owner under
 both placements; reads without ids fan out to every shard of the read placement, drop
-copies a shard does not own, and merge as one node would answer. The query cache lives here too: it is keyed
-by collection, its write generation and the canonical request.
+copies a shard does not own, and merge as one node would answer.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from collections.abc import Awaitable
 from typing import Any
 
@@ -19,22 +16,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chroma_operator.router import validate as v
-from chroma_operator.router.cache import CacheKey
 from chroma_operator.router.collections import ResolvedCollection, reply_error
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import ChromaHTTPError, shard_unavailable
 from chroma_operator.router.fanout import gather
 from chroma_operator.router.merge import (
-    empty_query,
     keep_get_rows,
     keep_query_rows,
     merge_get,
-    merge_query,
 )
 from chroma_operator.router.placement import Routing, pick
-from chroma_operator.router.query_modes import exact_query
-from chroma_operator.router.search_mode import HEADER as SEARCH_HEADER
-from chroma_operator.router.search_mode import SearchMode, parse_search_mode
 from chroma_operator.router.shards import Reply
 from chroma_operator.router.state import COLL, State, auth_headers, json_response, partial_headers
 
@@ -99,13 +90,19 @@ class RecordRoutes:
     def __init__(self, core: RouterCore) -> None:
         self.core = core
 
-    async def _resolve(
-        self, request: Request, st: State, need_dimension: bool = False
+    async def resolve(
+        self,
+        request: Request,
+        st: State,
+        need_dimension: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> ResolvedCollection:
         p = request.path_params
         client_id = v.check_collection_id(p["collection_id"])
+        if headers is None:
+            headers = auth_headers(request)
         return await st.collections.resolve(
-            p["tenant"], p["database"], client_id, auth_headers(request), need_dimension
+            p["tenant"], p["database"], client_id, headers, need_dimension
         )
 
     async def _write_parts(
@@ -156,7 +153,7 @@ class RecordRoutes:
         headers = auth_headers(request)
         checks = await self.core.preflight(st, headers)
         batch = v.record_batch(body, kind, int(checks.get("max_batch_size", -1)))
-        coll = await self._resolve(request, st, need_dimension=batch.dim is not None)
+        coll = await self.resolve(request, st, need_dimension=batch.dim is not None)
         v.check_dimension(coll.dimension, batch.dim)
         owners = st.routing.write_partition(batch.ids)
         parts: dict[int, bytes] = {}
@@ -178,7 +175,7 @@ class RecordRoutes:
         v.check_collection_id(request.path_params["collection_id"])
         body = v.parse_object(await request.body())
         ids = v.delete_ids(body)
-        coll = await self._resolve(request, st)
+        coll = await self.resolve(request, st)
         headers = auth_headers(request)
         limit = body.get("limit")
         if ids is None and isinstance(limit, int) and st.pool.num_shards > 1:
@@ -208,13 +205,13 @@ class RecordRoutes:
         query = {k: body[k] for k in ("where", "where_document") if body.get(k) is not None}
         base = {**query, "limit": limit, "offset": 0, "include": []}
         parts = shard_bodies(st.routing, base, None)
-        replies, _ = await self._post_each(st, coll, "/get", parts, headers, partial=False)
+        replies, _ = await self.post_each(st, coll, "/get", parts, headers, partial=False)
         answers = [owned_get(st.routing, s, replies[s].json()) for s in sorted(replies)]
         merged = merge_get(answers, 0, limit, [])
         return [str(i) for i in merged["ids"]]
 
     async def count_records(self, request: Request, st: State) -> Response:
-        coll = await self._resolve(request, st)
+        coll = await self.resolve(request, st)
         headers = auth_headers(request)
         params = dict(request.query_params)
         routing = st.routing
@@ -239,7 +236,7 @@ class RecordRoutes:
                 total += int(r.json())
         return json_response(total, headers=partial_headers(failed))
 
-    async def _post_each(
+    async def post_each(
         self,
         st: State,
         coll: ResolvedCollection,
@@ -261,7 +258,7 @@ class RecordRoutes:
         v.check_collection_id(request.path_params["collection_id"])
         body = v.parse_object(await request.body())
         req = v.get_request(body)
-        coll = await self._resolve(request, st)
+        coll = await self.resolve(request, st)
         base = {
             **body,
             "offset": 0,
@@ -269,7 +266,7 @@ class RecordRoutes:
             "limit": None if req.limit is None else req.offset + req.limit,
         }
         parts = shard_bodies(st.routing, base, req.ids)
-        replies, failed = await self._post_each(st, coll, "/get", parts, auth_headers(request))
+        replies, failed = await self.post_each(st, coll, "/get", parts, auth_headers(request))
         merged = merge_get(
             [owned_get(st.routing, s, replies[s].json()) for s in sorted(replies)],
             req.offset,
@@ -278,103 +275,9 @@ class RecordRoutes:
         )
         return json_response(merged, headers=partial_headers(failed))
 
-    def _cache_key(
-        self,
-        request: Request,
-        st: State,
-        client_id: str,
-        raw: bytes,
-        mode: SearchMode,
-    ) -> CacheKey | None:
-        """The request's bytes as the client sent them, hashed with where and who asked.
-
-        Not a canonical re-encoding: the same query from one client is the same bytes,
-        and a different key order only costs a miss, not a wrong answer.
-        """
-        if not st.cache.enabled:
-            return None
-        p = request.path_params
-        # Credentials are part of the key: a cached answer is never served to a caller
-        # the shards would have refused. So is the search mode.
-        h = hashlib.blake2b(digest_size=16)
-        h.update(orjson.dumps([p["tenant"], p["database"], auth_headers(request), mode.cache_tag]))
-        h.update(raw)
-        return st.cache.key(client_id, h.digest())
-
-    async def query_records(self, request: Request, st: State) -> Response:
-        client_id = v.check_collection_id(request.path_params["collection_id"])
-        mode = parse_search_mode(request.headers.get(SEARCH_HEADER))
-        raw = await request.body()
-        body = v.parse_object(raw)
-        req = v.query_request(body)
-        self.core.metrics.search_modes.labels(mode.kind).inc()
-        key = self._cache_key(request, st, client_id, raw, mode)
-        if key is not None and "no-cache" not in request.headers.get("cache-control", "").lower():
-            hit = st.cache.get(key)
-            if hit is not None:
-                self.core.metrics.cache_hits.inc()
-                return Response(hit, 200, {"X-Chroma-Cache": "hit"}, "application/json")
-            self.core.metrics.cache_misses.inc()
-        coll = await self._resolve(request, st)
-        v.check_dimension(coll.dimension, req.dim)
-        if req.n_results == 0 or not req.embeddings:
-            return json_response(empty_query(len(req.embeddings), req.include))
-        headers = auth_headers(request)
-
-        async def run_exact() -> dict[str, Any]:
-            return await exact_query(self.core, st, coll, body, req, headers)
-
-        async def sample_exact() -> dict[str, Any]:
-            # A recall sample needs only ids: the cached vectors can answer it.
-            ids_only = dataclasses.replace(req, include=[])
-            return await exact_query(self.core, st, coll, body, ids_only, headers, sample=True)
-
-        if mode.kind == "exact":
-            payload = orjson.dumps(await run_exact())
-            if key is not None:
-                st.cache.put(key, payload)
-            return Response(payload, 200, media_type="application/json")
-        if (
-            st.routing.read_shards == 1
-            and not st.routing.polluted
-            and req.ids is None
-            and mode.kind == "approximate"
-        ):
-            # One shard: its answer is already the merged answer; forward the bytes.
-            reply = await st.pool.read(
-                0, "POST", lambda ep: coll.path(ep, "/query"), content=raw, headers=headers
-            )
-            if not reply.ok:
-                raise reply_error(reply)
-            if key is not None:
-                st.cache.put(key, reply.body)
-            st.recall.maybe_sample(
-                coll.name, req.n_results, lambda: orjson.loads(reply.body)["ids"], sample_exact
-            )
-            return Response(reply.body, 200, media_type="application/json")
-        shard_include = sorted(set(req.include) | {"distances"})
-        base = {**body, "n_results": mode.shard_k(req.n_results), "include": shard_include}
-        parts = shard_bodies(st.routing, base, req.ids)
-        if not parts:
-            return json_response(empty_query(len(req.embeddings), req.include))
-        replies, failed = await self._post_each(st, coll, "/query", parts, headers)
-        merged = merge_query(
-            [owned_query(st.routing, s, replies[s].json()) for s in sorted(replies)],
-            len(req.embeddings),
-            req.n_results,
-            req.include,
-        )
-        payload = orjson.dumps(merged)
-        if key is not None and not failed:
-            st.cache.put(key, payload)
-        if not failed:
-            st.recall.maybe_sample(coll.name, req.n_results, lambda: merged["ids"], sample_exact)
-        return Response(payload, 200, partial_headers(failed), "application/json")
-
     def routes(self) -> list[Route]:
         r = self.core.route
         return [
-            r(COLL + "/query", self.query_records, ["POST"]),
             r(COLL + "/get", self.get_records, ["POST"]),
             r(COLL + "/add", self.write_records, ["POST"]),
             r(COLL + "/upsert", self.write_records, ["POST"]),

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from router_harness import RouterProcess, http_client
+from chroma_operator.local.chroma_server import ChromaServer
+from router_harness import RouterProcess, http_client, make_topology
 
 pytestmark = pytest.mark.slow
 
@@ -186,3 +187,75 @@ def test_oversized_batch_is_refused_before_any_shard(
     assert got.status_code == 413
     assert got.json()["error"] == "BatchSizeExceededError"
     assert shard_counts(shards) == before
+
+
+# Over one shard the router forwards a query's bytes before it has checked them (the
+# shard searches while the router checks): the answer to bad input must still be the
+# router's own, the one a single node gives, whatever the shard made of it.
+QUERY_CASES = [c for c in CASES if c[2] == "/query"] + [
+    (
+        "malformed json query",
+        "POST",
+        "/query",
+        {"content": b'{"query_embeddings": [[1', "headers": {"content-type": "application/json"}},
+    ),
+    ("query body not an object", "POST", "/query", {"json": [1, 2]}),
+    ("missing query_embeddings", "POST", "/query", {"json": {"n_results": 2}}),
+    (
+        "query_embeddings not a list of lists",
+        "POST",
+        "/query",
+        {"json": {"query_embeddings": [1.0, 2.0], "n_results": 2}},
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def lone() -> Any:
+    """A router over one shard of its own, seeded like the others."""
+    server = ChromaServer().start()
+    router = RouterProcess(make_topology([[server.url]])).start()
+    try:
+        col = http_client(router.port).create_collection(NAME)
+        col.add(ids=SEED_IDS, embeddings=[vec(i) for i in range(30)])
+        yield server, (router.url, str(col.id))
+    finally:
+        router.stop()
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "suffix", "kw"), QUERY_CASES, ids=[c[0] for c in QUERY_CASES]
+)
+def test_one_shard_query_refused_like_a_single_node(
+    setup: dict[str, Any], lone: Any, case: str, method: str, suffix: str, kw: dict[str, Any]
+) -> None:
+    got = send(lone[1], method, suffix, **kw)
+    want = send(setup["single"], method, suffix, **kw)
+    assert want.status_code >= 400, want.text
+    assert got.status_code == want.status_code, (got.text, want.text)
+    assert got.json()["error"] == want.json()["error"], (got.text, want.text)
+
+
+def test_one_shard_query_answers_like_a_single_node(setup: dict[str, Any], lone: Any) -> None:
+    for n_results in (0, 3):
+        body = {"query_embeddings": [vec(1), vec(7)], "n_results": n_results}
+        got = send(lone[1], "POST", "/query", json=body)
+        want = send(setup["single"], "POST", "/query", json=body)
+        assert got.status_code == want.status_code == 200, got.text
+        assert got.json()["ids"] == want.json()["ids"]
+        assert got.json()["distances"] == want.json()["distances"]
+
+
+def test_one_shard_bad_query_is_refused_even_with_the_shard_down(lone: Any) -> None:
+    """The shard cannot answer at all: bad input is still a 400, a good query a 503."""
+    server, target = lone
+    server.stop()
+    try:
+        bad = send(target, "POST", "/query", json={"query_embeddings": [vec(1, 7)]})
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["error"] == "InvalidArgumentError"
+        good = send(target, "POST", "/query", json={"query_embeddings": [vec(1)]})
+        assert good.status_code == 503, good.text
+    finally:
+        server.start()
