@@ -19,8 +19,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from chroma_operator.router.shard_http import ShardHttp  # noqa: E402
-from chroma_operator.topology import Topology  # noqa: E402
+from chroma_operator.router.shard_http import ShardHttp
+from chroma_operator.topology import Topology
 
 
 class PassThrough:
