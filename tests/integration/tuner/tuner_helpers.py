@@ -65,6 +65,9 @@ def run_cli(args: list[str], report: Path | None = None, timeout: float = 300) -
     return CliRun(proc.returncode, proc.stdout, proc.stderr, data)
 
 
+ROUNDS = 3  # interleaved measurements of every grid point in `verify_on_unseen`
+
+
 @dataclass
 class Verdict:
     """The chosen point measured again on unseen queries over the whole collection."""
@@ -85,7 +88,11 @@ def verify_on_unseen(
     target: float,
 ) -> Verdict:
     """Measure every grid point on `fresh` queries (never seen by the tuner) with the whole
-    collection as the base; return the chosen point's numbers and the fastest passing one."""
+    collection as the base; return the chosen point's numbers and the fastest passing one.
+
+    A point takes ~25 ms to measure, so one burst of other work on the machine can double
+    its p50: every point is measured in `ROUNDS` interleaved rounds and keeps its best.
+    """
     from chroma_operator.tuner.spaces import parse_space, prepare
     from chroma_operator.tuner.sweep import build_index, measure
     from chroma_operator.tuner.truth import exact_topk
@@ -93,13 +100,16 @@ def verify_on_unseen(
     sp = parse_space(space)
     base, queries = prepare(data, sp), prepare(fresh, sp)
     truth = exact_topk(base, queries, k, sp)
+    indexes = {
+        (m, efc): build_index(base, sp, m, efc, threads=2) for m in grid["M"] for efc in grid["efc"]
+    }
     measured: dict[tuple[int, int, int], tuple[float, float]] = {}
-    for m in grid["M"]:
-        for efc in grid["efc"]:
-            index = build_index(base, sp, m, efc, threads=2)
+    for _ in range(ROUNDS):
+        for (m, efc), index in indexes.items():
             for ef in grid["ef"]:
                 recall, p50, *_ = measure(index, base, queries, truth, sp, k, ef, repeats=3)
-                measured[(m, efc, ef)] = (recall, p50)
+                best = measured.get((m, efc, ef), (recall, p50))[1]
+                measured[(m, efc, ef)] = (recall, min(p50, best))
     key = (chosen["maxNeighbors"], chosen["efConstruction"], chosen["efSearch"])
     meeting = {p: v for p, v in measured.items() if v[0] >= target}
     fastest = min(meeting, key=lambda p: meeting[p][1]) if meeting else key
