@@ -90,6 +90,10 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
         return self.waiter
 
+    def expire(self) -> None:
+        """The call's deadline passed with no answer."""
+        self._fail(TimeoutError())
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -166,18 +170,39 @@ class ShardHttp:
         )
         return head + content
 
-    async def _connection(self, ep: _Endpoint) -> _Connection:
+    def _idle(self, ep: _Endpoint) -> _Connection | None:
+        """The most recently used idle connection still fresh (least likely closed by now);
+        stale ones are closed on the way."""
         now = time.monotonic()
         while ep.idle:
-            conn = ep.idle.pop()  # the most recently used: least likely closed by now
+            conn = ep.idle.pop()
             if not conn.closed and now - conn.idle_since < self.keepalive:
                 return conn
             conn.close()
-        loop = asyncio.get_running_loop()
-        try:
-            _, conn = await loop.create_connection(_Connection, ep.host, ep.port)
-        except OSError as exc:
-            raise ShardHttpError(f"cannot connect: {exc.strerror or exc}") from exc
+        return None
+
+    async def _checkout(self, ep: _Endpoint, deadline: float) -> _Connection:
+        """A connection to `ep`, holding one of its slots; waiting for a slot or
+        connecting counts against the call's deadline."""
+        if not ep.limit.locked() and ep.idle:  # the common case: nothing to wait for
+            await ep.limit.acquire()  # free: returns without suspending
+            conn = self._idle(ep)
+            if conn is not None:
+                return conn
+            ep.limit.release()
+        async with asyncio.timeout_at(deadline):
+            await ep.limit.acquire()
+            try:
+                conn = self._idle(ep)
+                if conn is None:
+                    loop = asyncio.get_running_loop()
+                    _, conn = await loop.create_connection(_Connection, ep.host, ep.port)
+            except OSError as exc:
+                ep.limit.release()
+                raise ShardHttpError(f"cannot connect: {exc.strerror or exc}") from exc
+            except BaseException:
+                ep.limit.release()
+                raise
         return conn
 
     async def request(
@@ -190,23 +215,35 @@ class ShardHttp:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        """One exchange; raises `ShardHttpError` or `TimeoutError` (after `timeout` s)."""
+        """One exchange; raises `ShardHttpError` or `TimeoutError` (after `timeout` s).
+
+        The exchange itself is timed by one timer on the event loop rather than an
+        `asyncio.timeout` context: it is on every sub-request's path, and the context
+        costs several times more.
+        """
         ep = self._endpoint(base)
         target = f"{path}?{urlencode(params)}" if params else path
         request = self._request(ep, method, target, content, headers)
-        async with asyncio.timeout(self.timeout), ep.limit:
-            conn = await self._connection(ep)
-            finished = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        conn = await self._checkout(ep, deadline)
+        finished = False
+        try:
+            waiter = conn.send(request)
+            timer = loop.call_at(deadline, conn.expire)
             try:
-                answer = await conn.send(request)
-                finished = True
+                answer = await waiter
             finally:
-                conn.waiter = None
-                if finished and not conn.closed:
-                    conn.idle_since = time.monotonic()
-                    ep.idle.append(conn)
-                else:  # an answer may still be on its way: never hand this one out again
-                    conn.close()
+                timer.cancel()
+            finished = True
+        finally:
+            conn.waiter = None
+            ep.limit.release()
+            if finished and not conn.closed:
+                conn.idle_since = time.monotonic()
+                ep.idle.append(conn)
+            else:  # an answer may still be on its way: never hand this one out again
+                conn.close()
         return answer
 
     async def aclose(self) -> None:
