@@ -67,15 +67,16 @@ def main() -> None:
     ap.add_argument("--topology", type=Path, required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--log-level", default="warning")
     args = ap.parse_args()
-    shard = Topology.model_validate_json(args.topology.read_text()).shards[0].endpoints[0]
+    shard = Topology.from_json(args.topology.read_text()).shards[0].endpoints[0]
     uvicorn.run(
         PassThrough(shard),
         host=args.host,
         port=args.port,
         loop="uvloop",
         http="httptools",
-        log_level="warning",
+        log_level=args.log_level,
         access_log=False,
     )
 

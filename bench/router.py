@@ -13,7 +13,8 @@ both end to end and inside the router (its `Server-Timing` header).
 code found there (e.g. an older commit's `operator/` from `git archive`), measured in the
 same interleaved rounds, so a change to the request path is judged before/after within
 one run. `--floor` adds a bare pass-through proxy (`bench/passthrough_proxy.py`): the
-cost of one Python HTTP hop before any router work. `--n`, `--requests` and `--concurrency` shrink a run on a busy machine.
+cost of one Python HTTP hop before any router work. `--n`, `--requests` and
+`--concurrency` shrink a run on a busy machine.
 
 Data: a file of real MiniLM embeddings of Debian package descriptions
 (`debian-packages.minilm-l6-v2.f16.npy`, in a `shared/data` folder beside the checkout)
@@ -112,18 +113,19 @@ class Router:
         path.write_text(topo.to_json())
         env = {**os.environ, "PYTHONPATH": str(src or ROOT / "operator")}
         self.log = (workdir / f"router-{self.port}.log").open("ab")
-        command = [sys.executable, str(script)] if script else [sys.executable, "-m"]
-        if script is None:
-            command += ["chroma_operator", "router", "--log-level", "warning"]
+        program = [str(script)] if script else ["-m", "chroma_operator", "router"]
         self.proc = subprocess.Popen(
             [
-                *command,
+                sys.executable,
+                *program,
                 "--topology",
                 str(path),
                 "--port",
                 str(self.port),
                 "--host",
                 "127.0.0.1",
+                "--log-level",
+                "warning",
             ],
             env=env,
             stdout=self.log,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from starlette.routing import Match, Route
 
-from chroma_operator.router.app import QUERY_ROUTE, query_path_params
+from chroma_operator.router.app import query_path_params
+from chroma_operator.router.query_routes import QUERY_ROUTE
 
 CID = "0b5e8a3c-1f0e-4c9a-9d64-2f1f4d5b8a11"
 PATHS = [

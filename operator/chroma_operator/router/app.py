@@ -17,16 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chroma_operator.router.collection_routes import CollectionRoutes
 from chroma_operator.router.core import RouterCore
-from chroma_operator.router.query_routes import QueryRoutes
+from chroma_operator.router.query_routes import QUERY_ROUTE, QueryRoutes
 from chroma_operator.router.record_routes import RecordRoutes
 from chroma_operator.router.replica_routes import ReplicaRoutes
-from chroma_operator.router.state import COLL
 from chroma_operator.router.system_routes import SystemRoutes
 from chroma_operator.router.topology_source import TopologySource
 from chroma_operator.topology import Topology
 
 Router = RouterCore  # the name tests and tools know the core by
-QUERY_ROUTE = COLL + "/query"
 
 
 def build_routes(core: RouterCore) -> list[Route]:

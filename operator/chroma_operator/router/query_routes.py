@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,8 @@ from chroma_operator.router.search_mode import HEADER as SEARCH_HEADER
 from chroma_operator.router.search_mode import SearchMode, parse_search_mode
 from chroma_operator.router.shards import ShardCallError
 from chroma_operator.router.state import COLL, State, auth_headers, json_response, partial_headers
+
+QUERY_ROUTE = COLL + "/query"
 
 
 class QueryCheck:
@@ -112,10 +115,11 @@ class QueryRoutes:
         generation = st.cache.generation(client_id)
         self._mode_counter(mode).inc()
 
+        @functools.cache
         def cache_key() -> CacheKey | None:
+            """Made once, when first needed: at the lookup, or only when the answer is stored."""
             return self._cache_key(request, st, client_id, raw, mode, generation)
 
-        key = None
         if st.cache.enabled and "no-cache" not in request.headers.get("cache-control", "").lower():
             key = cache_key()
             hit = st.cache.get(key) if key is not None else None
@@ -127,7 +131,7 @@ class QueryRoutes:
         coll = await self.records.resolve(request, st, headers=headers)
         routing = st.routing
         if routing.read_shards == 1 and not routing.polluted and mode.kind == "approximate":
-            return await self._forward_query(st, coll, raw, key or cache_key, headers)
+            return await self._forward_query(st, coll, raw, cache_key, headers)
         body = v.parse_object(raw)
         req = v.query_request(body)
         v.check_dimension(coll.dimension, req.dim)
@@ -139,7 +143,7 @@ class QueryRoutes:
 
         if mode.kind == "exact":
             payload = orjson.dumps(await exact_query(self.core, st, coll, body, req, headers))
-            if (key := key or cache_key()) is not None:
+            if (key := cache_key()) is not None:
                 st.cache.put(key, payload)
             return Response(payload, 200, media_type="application/json")
         shard_include = sorted(set(req.include) | {"distances"})
@@ -156,7 +160,7 @@ class QueryRoutes:
         )
         payload = orjson.dumps(merged)
         if not failed:
-            if (key := key or cache_key()) is not None:
+            if (key := cache_key()) is not None:
                 st.cache.put(key, payload)
             st.recall.maybe_sample(coll.name, req.n_results, lambda: merged["ids"], sample_exact)
         return Response(payload, 200, partial_headers(failed), "application/json")
@@ -178,7 +182,7 @@ class QueryRoutes:
         st: State,
         coll: ResolvedCollection,
         raw: bytes,
-        key: CacheKey | Callable[[], CacheKey | None] | None,
+        cache_key: Callable[[], CacheKey | None],
         headers: dict[str, str],
     ) -> Response:
         """One shard: its answer is already the merged answer, so the client's bytes go
@@ -188,7 +192,7 @@ class QueryRoutes:
         searches while the router works, instead of after. A request the checks refuse
         gets the same error as ever (whatever the shard made of it: a query changes
         nothing). The cache fill (its key made then, when the request did not look the
-        cache up), the metrics and the recall sample run once the answer is sent.
+        cache up) and the recall sample run once the answer is sent.
         """
         check = QueryCheck(raw, coll.dimension)
         asyncio.get_running_loop().call_soon(check.run)  # runs once the request is out
@@ -209,9 +213,8 @@ class QueryRoutes:
             return await self._sample_exact(st, coll, body, req, headers)
 
         async def after() -> None:
-            cache_key = key() if callable(key) else key
-            if cache_key is not None:
-                st.cache.put(cache_key, reply.body)
+            if (key := cache_key()) is not None:
+                st.cache.put(key, reply.body)
             st.recall.maybe_sample(
                 coll.name, req.n_results, lambda: orjson.loads(reply.body)["ids"], sample_exact
             )
@@ -221,4 +224,4 @@ class QueryRoutes:
         )
 
     def routes(self) -> list[Route]:
-        return [self.core.route(COLL + "/query", self.query_records, ["POST"])]
+        return [self.core.route(QUERY_ROUTE, self.query_records, ["POST"])]

@@ -183,26 +183,27 @@ class ShardHttp:
 
     async def _checkout(self, ep: _Endpoint, deadline: float) -> _Connection:
         """A connection to `ep`, holding one of its slots; waiting for a slot or
-        connecting counts against the call's deadline."""
-        if not ep.limit.locked() and ep.idle:  # the common case: nothing to wait for
-            await ep.limit.acquire()  # free: returns without suspending
-            conn = self._idle(ep)
-            if conn is not None:
-                return conn
+        connecting counts against the call's deadline (a free slot and an idle connection,
+        the common case, need no timeout context at all)."""
+        if ep.limit.locked():
+            async with asyncio.timeout_at(deadline):
+                await ep.limit.acquire()
+        else:
+            await ep.limit.acquire()  # a free slot: returns without suspending
+        try:
+            return self._idle(ep) or await self._connect(ep, deadline)
+        except BaseException:
             ep.limit.release()
-        async with asyncio.timeout_at(deadline):
-            await ep.limit.acquire()
+            raise
+
+    @staticmethod
+    async def _connect(ep: _Endpoint, deadline: float) -> _Connection:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(deadline):  # outside: TimeoutError is an OSError
             try:
-                conn = self._idle(ep)
-                if conn is None:
-                    loop = asyncio.get_running_loop()
-                    _, conn = await loop.create_connection(_Connection, ep.host, ep.port)
+                _, conn = await loop.create_connection(_Connection, ep.host, ep.port)
             except OSError as exc:
-                ep.limit.release()
                 raise ShardHttpError(f"cannot connect: {exc.strerror or exc}") from exc
-            except BaseException:
-                ep.limit.release()
-                raise
         return conn
 
     async def request(

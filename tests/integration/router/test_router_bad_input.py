@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chroma_operator.local.chroma_server import ChromaServer
-from router_harness import RouterProcess, http_client, make_topology
+from router_harness import RouterProcess, http_client, make_topology, servers_running
 
 pytestmark = pytest.mark.slow
 
@@ -213,15 +212,14 @@ QUERY_CASES = [c for c in CASES if c[2] == "/query"] + [
 @pytest.fixture(scope="module")
 def lone() -> Any:
     """A router over one shard of its own, seeded like the others."""
-    server = ChromaServer().start()
-    router = RouterProcess(make_topology([[server.url]])).start()
-    try:
-        col = http_client(router.port).create_collection(NAME)
-        col.add(ids=SEED_IDS, embeddings=[vec(i) for i in range(30)])
-        yield server, (router.url, str(col.id))
-    finally:
-        router.stop()
-        server.close()
+    with servers_running(1) as (server,):
+        router = RouterProcess(make_topology([[server.url]])).start()
+        try:
+            col = http_client(router.port).create_collection(NAME)
+            col.add(ids=SEED_IDS, embeddings=[vec(i) for i in range(30)])
+            yield server, (router.url, str(col.id))
+        finally:
+            router.stop()
 
 
 @pytest.mark.parametrize(
