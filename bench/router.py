@@ -12,9 +12,10 @@ both end to end and inside the router (its `Server-Timing` header).
 `--baseline-src` adds a fourth setup: a router over its own shard running the router
 code found there (e.g. an older commit's `operator/` from `git archive`), measured in the
 same interleaved rounds, so a change to the request path is judged before/after within
-one run. `--floor` adds a bare pass-through proxy (`bench/passthrough_proxy.py`): the
-cost of one Python HTTP hop before any router work. `--n`, `--requests` and
-`--concurrency` shrink a run on a busy machine.
+one run. `--floor` adds two bare pass-through proxies (`bench/passthrough_proxy.py`): the
+router's own stack with no router work (uvicorn, httptools, its shard client), and the
+least a Python hop can do (`--raw`: asyncio protocols that only forward bytes). `--n`,
+`--requests` and `--concurrency` shrink a run on a busy machine.
 
 Data: a file of real MiniLM embeddings of Debian package descriptions
 (`debian-packages.minilm-l6-v2.f16.npy`, in a `shared/data` folder beside the checkout)
@@ -95,6 +96,7 @@ class Router:
         src: Path | None = None,
         recall_sample_rate: float = DEFAULT_SAMPLE_RATE,
         script: Path | None = None,
+        script_args: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         topo = Topology(
@@ -113,7 +115,7 @@ class Router:
         path.write_text(topo.to_json())
         env = {**os.environ, "PYTHONPATH": str(src or ROOT / "operator")}
         self.log = (workdir / f"router-{self.port}.log").open("ab")
-        program = [str(script)] if script else ["-m", "chroma_operator", "router"]
+        program = [str(script), *script_args] if script else ["-m", "chroma_operator", "router"]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -291,8 +293,9 @@ def main() -> None:
     ap.add_argument(
         "--floor",
         action="store_true",
-        help="add a bare pass-through proxy over its own shard (bench/passthrough_proxy.py): "
-        "what one Python HTTP hop costs before any router work",
+        help="add two bare pass-through proxies over shards of their own "
+        "(bench/passthrough_proxy.py, plain and --raw): what one Python HTTP hop costs "
+        "before any router work",
     )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per level")
     ap.add_argument(
@@ -315,7 +318,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     try:
         n_servers = 2 + (0 if args.no_three_shards else 3) + (1 if args.baseline_src else 0)
-        n_servers += 1 if args.floor else 0
+        n_servers += 2 if args.floor else 0
         servers = [ChromaServer(data_dir=work / f"s{i}").start() for i in range(n_servers)]
         urls = {"single_node": servers[0].url}
         routers.append(Router([servers[1].url], work, None, args.recall_sample_rate))
@@ -329,7 +332,9 @@ def main() -> None:
             proxy = ROOT / "bench" / "passthrough_proxy.py"
             routers.append(Router([rest[0].url], work, script=proxy))
             urls["passthrough_proxy"] = routers[-1].url
-            rest = rest[1:]
+            routers.append(Router([rest[1].url], work, script=proxy, script_args=("--raw",)))
+            urls["raw_proxy"] = routers[-1].url
+            rest = rest[2:]
         if not args.no_three_shards:
             routers.append(Router([s.url for s in rest[:3]], work, None, args.recall_sample_rate))
             urls["router_3_shards"] = routers[-1].url
@@ -371,7 +376,7 @@ def main() -> None:
                     flush=True,
                 )
         for label in urls:
-            if label not in ("single_node", "passthrough_proxy"):  # the proxy has no cache
+            if label not in ("single_node", "passthrough_proxy", "raw_proxy"):  # no cache
                 results[label]["cache_hit"] = cache_hits(urls[label], cids[label], bodies[0])
         print(json.dumps(results, indent=1), flush=True)
     finally:
