@@ -6,8 +6,12 @@ heavy dependencies lazily, so `chroma-operator --help` stays fast.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
+from chroma_operator.build import naming
 from chroma_operator.data import cli as backup_cli
 from chroma_operator.encoder import cli as encoder_cli
 from chroma_operator.install import cli as install_cli
@@ -39,5 +43,16 @@ app.command("demo")(local_cli.demo_command)
 app.add_typer(install_cli.app)
 
 
+def trust_cluster_ca() -> None:
+    """Trust the CA file named in `CHROMA_CA_FILE` when it exists (Jobs name the TLS
+    Secret's ca.crt there); httpx, under every client the commands use, reads
+    `SSL_CERT_FILE`. A Secret without ca.crt (a publicly trusted certificate) leaves the
+    system's trust as it is, as the routers do for their peers."""
+    ca = os.environ.get(naming.CA_FILE_ENV)
+    if ca and Path(ca).is_file():
+        os.environ.setdefault("SSL_CERT_FILE", ca)
+
+
 def main() -> None:
+    trust_cluster_ca()
     app()

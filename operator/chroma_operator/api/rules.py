@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chroma_operator.api.models import Autoscaling, ChromaClusterSpec, Objective, Slo, Tuning
+from chroma_operator.api.security import Auth
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ def _router_port_free(s: ChromaClusterSpec) -> bool:
 
 def _min_within_max(a: Autoscaling) -> bool:
     return a.min_replicas <= a.max_replicas
+
+
+def _job_token_needs_auth(a: Auth) -> bool:
+    return a.job_token is None or a.secret_name is not None
 
 
 RULES: tuple[Rule, ...] = (
@@ -109,6 +114,13 @@ RULES: tuple[Rule, ...] = (
         message="router.port must differ from Chroma's port 8000 in the same pod",
         field=".router.port",
         check=_router_port_free,
+    ),
+    Rule(
+        at=("auth",),
+        cel="!has(self.jobToken) || has(self.secretName)",
+        message="auth.jobToken needs auth.secretName (without a tokens file nothing checks it)",
+        field=".jobToken",
+        check=_job_token_needs_auth,
     ),
     Rule(
         at=("encoder", "autoscaling"),

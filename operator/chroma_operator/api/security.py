@@ -9,6 +9,18 @@ from pydantic import Field
 from chroma_operator.api.base import DNS_NAME_PATTERN, LABEL_KEY_PATTERN, Model
 
 
+class SecretKeyRef(Model):
+    """One key of a Secret in the cluster's namespace."""
+
+    name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="Secret name")
+    key: str = Field(
+        default="token",
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=253,
+        description="Key in the Secret",
+    )
+
+
 class Auth(Model):
     """Token auth at the router (Chroma 1.x servers have none of their own)."""
 
@@ -18,6 +30,12 @@ class Auth(Model):
         max_length=253,
         description="Secret whose key tokens.yaml lists the tokens: name, token (or sha256 "
         "of it), tenant, databases, role (read, write or admin); unset: no auth",
+    )
+    job_token: SecretKeyRef | None = Field(
+        default=None,
+        description="The token the operator's Jobs (tuning, repair, backup, restore) present "
+        'to the routers, as a key of a Secret. List it in tokens.yaml as tenant "*", role '
+        "admin (a sha256 entry will do). Unset with auth on: the routers refuse those Jobs",
     )
 
 

@@ -21,7 +21,7 @@ from chroma_operator.api.models import (
     Resources,
     ScheduledBackup,
 )
-from chroma_operator.build.jobs import JobKind, build_cronjob, build_job, front_url
+from chroma_operator.build.jobs import JobKind, build_cronjob, build_job, job_front_url
 from chroma_operator.build.meta import Manifest, Owner, content_hash
 
 BACKUP_COMPONENT = "backup"
@@ -50,8 +50,18 @@ def _with_credentials(manifest: Manifest, secret: str | None) -> Manifest:
     return manifest
 
 
-def create_args(owner: Owner, destination: str, keep: int = 0, max_age_days: int = 0) -> list[str]:
-    args = ["backup", "create", "--url", front_url(owner), "--to", destination, "--no-progress"]
+def create_args(
+    owner: Owner, spec: ChromaClusterSpec, destination: str, keep: int = 0, max_age_days: int = 0
+) -> list[str]:
+    args = [
+        "backup",
+        "create",
+        "--url",
+        job_front_url(owner, spec),
+        "--to",
+        destination,
+        "--no-progress",
+    ]
     if keep:
         args += ["--keep", str(keep)]
     if max_age_days:
@@ -79,7 +89,7 @@ def build_backup_job(
         spec,
         _kind(BACKUP_COMPONENT),
         backup_job_name(meta["name"]),
-        create_args(owner, str(bspec["destination"])),
+        create_args(owner, spec, str(bspec["destination"])),
         {BACKUP_LABEL: meta["name"]},
     )
     job["metadata"]["labels"][BACKUP_LABEL] = meta["name"]
@@ -112,7 +122,7 @@ def build_backup_cronjob(owner: Owner, spec: ChromaClusterSpec) -> Manifest | No
         _kind(BACKUP_COMPONENT),
         backup_cronjob_name(owner.name),
         b.schedule,
-        create_args(owner, b.destination, b.retention.keep, b.retention.max_age_days or 0),
+        create_args(owner, spec, b.destination, b.retention.keep, b.retention.max_age_days or 0),
     )
     return _with_credentials(cron, b.credentials_secret)
 
@@ -130,7 +140,7 @@ def build_restore_job(owner: Owner, spec: ChromaClusterSpec) -> Manifest | None:
     f = spec.bootstrap.from_backup if spec.bootstrap else None
     if f is None:
         return None
-    args = ["backup", "restore", "--from", restore_source(f), "--url", front_url(owner)]
+    args = ["backup", "restore", "--from", restore_source(f), "--url", job_front_url(owner, spec)]
     job = build_job(
         owner,
         spec,

@@ -133,7 +133,7 @@ def build_topology(
             TlsTopology(
                 cert_file=f"{tls_dir}/tls.crt",
                 key_file=f"{tls_dir}/tls.key",
-                ca_file=f"{tls_dir}/ca.crt",
+                ca_file=f"{tls_dir}/{naming.TLS_CA_KEY}",
             )
             if spec.tls.secret_name and tls_dir
             else None

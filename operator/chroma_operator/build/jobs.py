@@ -1,9 +1,10 @@
 """Operator-run batch work (tuning, repair): one Job shape, one CronJob shape.
 
 Each kind of Job runs one `chroma-operator` subcommand from the operator/router image
-against the cluster's front Service and writes a compact JSON result to the container's
-termination message, where the operator reads it back into status. What differs between
-kinds (component, arguments, resources, which exit codes are final) is a `JobKind`.
+against the cluster's front Service (through its auth and TLS, when the spec has them)
+and writes a compact JSON result to the container's termination message, where the
+operator reads it back into status. What differs between kinds (component, arguments,
+resources, which exit codes are final) is a `JobKind`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,48 @@ class JobKind:
     resources: Resources
 
 
-def front_url(owner: Owner) -> str:
+def front_url(owner: Owner, tls: bool = False) -> str:
     host = naming.service_host(naming.front_service(owner.name), owner.namespace)
-    return f"http://{host}:{naming.CHROMA_PORT}"
+    return f"{naming.router_scheme(tls)}://{host}:{naming.CHROMA_PORT}"
+
+
+def job_front_url(owner: Owner, spec: ChromaClusterSpec) -> str:
+    """The routers as a Job reaches them: HTTPS when the spec has TLS."""
+    return front_url(owner, spec.tls.secret_name is not None)
+
+
+def cluster_credentials(
+    spec: ChromaClusterSpec,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts, env) that take a Job through the routers' auth and TLS.
+
+    Auth: `auth.jobToken` as `CHROMA_TOKEN`, which every Job command reads. TLS: only
+    `ca.crt` of the TLS Secret (never the key), trusted when the Secret has one
+    (`CHROMA_CA_FILE`, see `cli.trust_cluster_ca`; without it, the system's trust).
+    """
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    env: list[dict[str, Any]] = []
+    ref = spec.auth.job_token
+    if spec.auth.secret_name and ref is not None:
+        secret = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
+        env.append({"name": "CHROMA_TOKEN", "valueFrom": secret})
+    if spec.tls.secret_name:
+        ca = {"key": naming.TLS_CA_KEY, "path": naming.TLS_CA_KEY}
+        volumes.append(
+            {
+                "name": "tls-ca",
+                "secret": {
+                    "secretName": spec.tls.secret_name,
+                    "items": [ca],
+                    "defaultMode": 0o444,
+                    "optional": True,  # a publicly trusted certificate comes without ca.crt
+                },
+            }
+        )
+        mounts.append({"name": "tls-ca", "mountPath": naming.TLS_DIR, "readOnly": True})
+        env.append({"name": naming.CA_FILE_ENV, "value": f"{naming.TLS_DIR}/{naming.TLS_CA_KEY}"})
+    return volumes, mounts, env
 
 
 def request_job_name(cluster: str, suffix: str, request: str, **settings: BaseModel) -> str:
@@ -52,6 +92,7 @@ def request_job_name(cluster: str, suffix: str, request: str, **settings: BaseMo
 def pod_template(
     owner: Owner, spec: ChromaClusterSpec, kind: JobKind, args: list[str]
 ) -> dict[str, Any]:
+    volumes, mounts, env = cluster_credentials(spec)
     container: dict[str, Any] = {
         "name": kind.component,
         # Every Job ships in the operator/router image (one slim image for all of them).
@@ -61,13 +102,14 @@ def pod_template(
         "env": [
             {"name": "HOME", "value": "/tmp"},
             {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
+            *env,
         ],
         "resources": container_resources(kind.resources),
         "securityContext": container_security_context(read_only_root=True),
         "terminationMessagePath": "/dev/termination-log",
         # The compact result when the program wrote one; the log tail if it crashed first.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *mounts],
     }
     return {
         "metadata": {
@@ -82,7 +124,7 @@ def pod_template(
             "enableServiceLinks": False,
             "securityContext": pod_security_context(fs_group=False),
             "containers": [container],
-            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}, *volumes],
         },
     }
 

@@ -118,7 +118,7 @@ def build_router_service_monitor(owner: Owner, spec: ChromaClusterSpec) -> Manif
     if spec.tls.secret_name:
         # Verified with the TLS Secret's CA, under the front Service's name.
         tls = {
-            "ca": {"secret": {"name": spec.tls.secret_name, "key": "ca.crt"}},
+            "ca": {"secret": {"name": spec.tls.secret_name, "key": naming.TLS_CA_KEY}},
             "serverName": naming.service_host(naming.front_service(owner.name), owner.namespace),
         }
     return _service_monitor(

@@ -21,6 +21,9 @@ AUTH_DIR = "/etc/chroma-auth"
 """The auth Secret, mounted whole in the router (so rotations reach the file)."""
 TLS_DIR = "/etc/chroma-tls"
 TOKENS_KEY = "tokens.yaml"
+TLS_CA_KEY = "ca.crt"
+CA_FILE_ENV = "CHROMA_CA_FILE"
+"""Where a Job finds the TLS Secret's CA (trusted when present: `cli.trust_cluster_ca`)."""
 
 
 def router_scheme(tls: bool) -> str:

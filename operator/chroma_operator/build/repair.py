@@ -14,7 +14,7 @@ from chroma_operator.build.jobs import (
     JobKind,
     build_cronjob,
     build_job,
-    front_url,
+    job_front_url,
     request_job_name,
 )
 from chroma_operator.build.meta import Manifest, Owner
@@ -36,7 +36,7 @@ def repair_job_name(cluster: str, request: str, spec: ChromaClusterSpec) -> str:
 def repair_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
     """The `chroma-operator repair` command line for the spec's repair settings."""
     r = spec.repair
-    args = ["repair", "--url", front_url(owner)]
+    args = ["repair", "--url", job_front_url(owner, spec)]
     if r.collection:
         args += ["--collection", r.collection]
     return [

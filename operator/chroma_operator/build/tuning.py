@@ -14,7 +14,7 @@ from chroma_operator.build.jobs import (
     JobKind,
     build_cronjob,
     build_job,
-    front_url,
+    job_front_url,
     request_job_name,
 )
 from chroma_operator.build.meta import Manifest, Owner, content_hash
@@ -52,7 +52,7 @@ def _measure_args(spec: ChromaClusterSpec) -> list[str]:
 def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
     """The `chroma-operator tune` command line for the spec's tuning settings."""
     t = spec.tuning
-    args = ["tune", "--url", front_url(owner)]
+    args = ["tune", "--url", job_front_url(owner, spec)]
     if t.collection:
         args += ["--collection", t.collection]
     return [
@@ -77,7 +77,7 @@ def verify_args(owner: Owner, spec: ChromaClusterSpec, collection: str) -> list[
     return [
         "tune",
         "--url",
-        front_url(owner),
+        job_front_url(owner, spec),
         "--collection",
         collection,
         "--verify",

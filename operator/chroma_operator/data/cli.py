@@ -66,6 +66,13 @@ def parse_headers(values: list[str]) -> dict[str, str]:
     return out
 
 
+def with_token(headers: dict[str, str], token: str | None) -> dict[str, str]:
+    """`headers` plus `Authorization: Bearer <token>`, unless they already carry a token."""
+    if not token or any(k.lower() in ("authorization", "x-chroma-token") for k in headers):
+        return headers
+    return {**headers, "Authorization": f"Bearer {token}"}
+
+
 def _rate(records: int, seconds: float) -> str:
     return f"{records / seconds:,.0f}" if seconds > 0 else "-"
 
@@ -80,6 +87,9 @@ def create(
     header: list[str] = typer.Option(
         [], help="'Name: value' sent to the router and shards, e.g. X-Chroma-Token (repeatable)"
     ),
+    token: str | None = typer.Option(
+        None, envvar="CHROMA_TOKEN", help="Bearer token for the routers (unless --header has one)"
+    ),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary"),
     keep: int = typer.Option(0, min=0, help="Then prune: keep the newest N backups (0: no prune)"),
@@ -93,7 +103,7 @@ def create(
     from chroma_operator.data.prune import prune_backups
     from chroma_operator.tuner.report import write_termination_message
 
-    headers = parse_headers(header)
+    headers = with_token(parse_headers(header), token)
     started = now_iso()
     try:
         with _errors():
@@ -222,6 +232,9 @@ def restore(
     header: list[str] = typer.Option(
         [], help="'Name: value' sent to the router and shards, e.g. X-Chroma-Token (repeatable)"
     ),
+    token: str | None = typer.Option(
+        None, envvar="CHROMA_TOKEN", help="Bearer token for the routers (unless --header has one)"
+    ),
     progress: bool = typer.Option(True, help="Progress bars on stderr"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     termination_log: str = typer.Option(
@@ -232,7 +245,7 @@ def restore(
     from chroma_operator.data.restore import restore_backup
     from chroma_operator.tuner.report import write_termination_message
 
-    headers = parse_headers(header)
+    headers = with_token(parse_headers(header), token)
     try:
         with _errors():
             err = _console()
