@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from chroma_operator.slo.objectives import Severity
+from chroma_operator.slo.results import ObjectiveResult, SloEvaluation
 from chroma_operator.slo.rules import ALERT_NAME, alert_labels
 from chroma_operator.slo.status import iso
-from chroma_operator.slo.window import ObjectiveResult, SloEvaluation
 
 AlertKey = tuple[str, Severity]
 

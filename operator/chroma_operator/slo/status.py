@@ -15,7 +15,7 @@ from typing import Any
 
 from chroma_operator.api.conditions import ConditionStatus, Event, condition, find_condition
 from chroma_operator.api.slo_status import ObjectiveStatus, SloAlertStatus, SloStatus
-from chroma_operator.slo.window import ObjectiveResult, SloEvaluation
+from chroma_operator.slo.results import ObjectiveResult, SloEvaluation
 
 CONDITION_TYPE = "SLOMet"
 EVENT_BURN_RATE_HIGH = "SLOBurnRateHigh"

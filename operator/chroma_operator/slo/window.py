@@ -20,15 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chroma_operator.api.models import Objective
 from chroma_operator.slo.objectives import (
-    BurnRateAlert,
-    Severity,
-    budget_remaining,
     burn_rate,
     burn_rate_alerts,
     error_budget,
     seconds,
     windows_for,
 )
+from chroma_operator.slo.results import ObjectiveResult, PairResult, SloEvaluation, WindowSli
 from chroma_operator.slo.sli import SLI_METRICS, SliMetrics, threshold_seconds
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -37,83 +35,6 @@ Sample = tuple[float, float, float]
 
 _FULL_RESOLUTION_S = 6 * 3600
 _COMPACT_EVERY = 64
-
-
-# --- results -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WindowSli:
-    """One objective over one window."""
-
-    window: str
-    seconds: int
-    covered_seconds: float
-    """How much of the window the samples span (less than `seconds` early on)."""
-    events: float
-    bad_events: float
-    error_ratio: float | None
-    burn_rate: float | None
-
-    @property
-    def sli(self) -> float | None:
-        """Share of good events (None without events)."""
-        return None if self.error_ratio is None else 1.0 - self.error_ratio
-
-
-@dataclass(frozen=True)
-class PairResult:
-    alert: BurnRateAlert
-    long_burn_rate: float | None
-    short_burn_rate: float | None
-    firing: bool
-
-
-@dataclass(frozen=True)
-class ObjectiveResult:
-    objective: Objective
-    budget: float
-    windows: Mapping[str, WindowSli]
-    pairs: tuple[PairResult, ...]
-    problems: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.objective.name
-
-    @property
-    def slo_window(self) -> WindowSli:
-        return self.windows[self.objective.window]
-
-    @property
-    def sli(self) -> float | None:
-        return self.slo_window.sli
-
-    @property
-    def budget_remaining(self) -> float | None:
-        return budget_remaining(self.slo_window.error_ratio, self.budget)
-
-    def firing(self, severity: Severity | None = None) -> bool:
-        return any(p.firing and severity in (None, p.alert.severity) for p in self.pairs)
-
-    @property
-    def has_data(self) -> bool:
-        return self.slo_window.error_ratio is not None
-
-
-@dataclass(frozen=True)
-class SloEvaluation:
-    at: float
-    routers: tuple[str, ...]
-    """Routers seen within the staleness limit."""
-    objectives: tuple[ObjectiveResult, ...]
-
-    def firing(self, severity: Severity | None = None) -> tuple[ObjectiveResult, ...]:
-        return tuple(o for o in self.objectives if o.firing(severity))
-
-    @property
-    def has_data(self) -> bool:
-        return any(o.has_data for o in self.objectives)
 
 
 # --- per-router state --------------------------------------------------------------------
