@@ -1,7 +1,10 @@
 """Router benchmark: single Chroma node vs router over 1 shard vs router over 3 shards.
 
 Same machine, same data, same HNSW settings (cosine, M 16, efConstruction 100, efSearch
-100). Measures ingest vectors/s through the stock client, query latency p50/p99 at
+100). Each setup ingests into a Chroma server of its own; for query latency every
+one-shard setup then stands in front of the single node's server and collection, so the
+extra hop is the only difference (two servers' HNSW graphs of the same data can differ
+by 20% in query time). Measures ingest vectors/s through the stock client, query latency p50/p99 at
 concurrency 1, 8 and 32 (raw HTTP with `Cache-Control: no-cache`, so the router cache
 stays out of it), recall@10 against exact brute force, and the router's cache-hit latency
 both end to end and inside the router (its `Server-Timing` header).
@@ -163,6 +166,20 @@ class Router:
         self.log.close()
 
 
+def one_shard_setup(label: str, shard_url: str, workdir: Path, args: argparse.Namespace) -> Router:
+    """The one-shard setup `label` in front of the Chroma server at `shard_url`."""
+    proxy = ROOT / "bench" / "passthrough_proxy.py"
+    if label == "router_1_shard":
+        return Router([shard_url], workdir, None, args.recall_sample_rate)
+    if label == "router_1_shard_before":
+        return Router([shard_url], workdir, args.baseline_src, args.recall_sample_rate)
+    if label == "passthrough_proxy":
+        return Router([shard_url], workdir, script=proxy)
+    if label == "raw_proxy":
+        return Router([shard_url], workdir, script=proxy, script_args=("--raw",))
+    raise ValueError(label)
+
+
 def create(url: str, name: str) -> Any:
     port = int(url.rsplit(":", 1)[1])
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
@@ -317,26 +334,22 @@ def main() -> None:
     routers: list[Router] = []
     results: dict[str, Any] = {}
     try:
-        n_servers = 2 + (0 if args.no_three_shards else 3) + (1 if args.baseline_src else 0)
-        n_servers += 2 if args.floor else 0
+        one_shard = ["router_1_shard"]
+        one_shard += ["router_1_shard_before"] if args.baseline_src is not None else []
+        one_shard += ["passthrough_proxy", "raw_proxy"] if args.floor else []
+        n_servers = 1 + len(one_shard) + (0 if args.no_three_shards else 3)
         servers = [ChromaServer(data_dir=work / f"s{i}").start() for i in range(n_servers)]
         urls = {"single_node": servers[0].url}
-        routers.append(Router([servers[1].url], work, None, args.recall_sample_rate))
-        urls["router_1_shard"] = routers[-1].url
-        rest = servers[2:]
-        if args.baseline_src is not None:
-            routers.append(Router([rest[0].url], work, args.baseline_src, args.recall_sample_rate))
-            urls["router_1_shard_before"] = routers[-1].url
-            rest = rest[1:]
-        if args.floor:
-            proxy = ROOT / "bench" / "passthrough_proxy.py"
-            routers.append(Router([rest[0].url], work, script=proxy))
-            urls["passthrough_proxy"] = routers[-1].url
-            routers.append(Router([rest[1].url], work, script=proxy, script_args=("--raw",)))
-            urls["raw_proxy"] = routers[-1].url
-            rest = rest[2:]
+        ingest_routers: list[Router] = []
+        for label, server in zip(one_shard, servers[1:], strict=False):
+            ingest_routers.append(one_shard_setup(label, server.url, work, args))
+            urls[label] = ingest_routers[-1].url
+        routers.extend(ingest_routers)
+        procs: dict[str, Router] = {}  # the setups whose CPU is measured, by label
         if not args.no_three_shards:
-            routers.append(Router([s.url for s in rest[:3]], work, None, args.recall_sample_rate))
+            three = [s.url for s in servers[-3:]]
+            procs["router_3_shards"] = Router(three, work, None, args.recall_sample_rate)
+            routers.append(procs["router_3_shards"])
             urls["router_3_shards"] = routers[-1].url
         cols = {label: create(url, "bench") for label, url in urls.items()}
         cids = {label: str(col.id) for label, col in cols.items()}
@@ -345,10 +358,19 @@ def main() -> None:
             results[label] = {"ingest_vec_per_s": rate}
         for label, url in urls.items():
             results[label].update(recall(url, cids[label], queries, truth, truth_d))
+        # Latency: every one-shard setup stands in front of the single node's own server
+        # and collection, so the hop is all that differs. Each server builds its own HNSW
+        # graph, and two graphs of the same data can differ by 20% in query time.
+        for r in ingest_routers:
+            r.stop()
+            routers.remove(r)
+        for label in one_shard:
+            procs[label] = one_shard_setup(label, servers[0].url, work, args)
+            routers.append(procs[label])
+            urls[label], cids[label] = procs[label].url, cids["single_node"]
         headers = {"Cache-Control": "no-cache"}
         rounds = args.rounds
         labels = list(urls)
-        procs = dict(zip([u for u in urls if u != "single_node"], routers, strict=True))
         for c in levels:
             lat: dict[str, list[float]] = {label: [] for label in labels}
             cpu = dict.fromkeys(labels, 0.0)
