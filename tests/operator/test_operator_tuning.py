@@ -185,3 +185,50 @@ def _restart_token(sts: dict[str, Any] | None) -> str | None:
     template = (sts or {}).get("spec", {}).get("template", {}).get("metadata", {})
     token = (template.get("annotations") or {}).get("chroma.operator.dev/restarted-at")
     return str(token) if token else None
+
+
+async def test_the_job_applies_ef_search_and_the_operator_records_it(
+    apiserver: ApiServer, kube: Kube
+) -> None:
+    """With `apply: efSearch` the tuning Job applies with its own token (the operator holds
+    no Secrets): the operator records what the Job applied, or its refusal, and calls no
+    router itself (the one it is given here accepts no connection)."""
+    ns = "tune-by-job"
+    for name in ("applied", "refused"):
+        doc = cluster_doc(
+            name, ns, {"shards": 2, "tuning": {"collection": "docs", "apply": "efSearch"}}
+        )
+        doc["metadata"]["annotations"] = {TUNE_ANNOTATION: "2026-12-02T10:00"}
+        await kubectl_apply(kube, doc)
+    refusal = "could not apply efSearch 40: Client error '401 Unauthorized'"
+    outcomes = {"applied": {"appliedEfSearch": 40}, "refused": {"applyError": refusal}}
+    with running_operator(str(apiserver.url), [ns], router_url=lambda owner: "http://127.0.0.1:9"):
+        jobs = await eventually(
+            lambda: kube.list("batch/v1", "Job", ns, {"app.kubernetes.io/component": "tuner"}),
+            lambda items: len(items) == 2,
+        )
+        for job in jobs:
+            args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+            assert "--apply-ef-search" in args
+            cluster = job["metadata"]["name"].split("-tune-")[0]
+            result = {**RESULT, **outcomes[cluster]}
+            await finish_job(kube, ns, job["metadata"]["name"], "tuner", result)
+        applied = await eventually(
+            lambda: kube.get(API, "ChromaCluster", ns, "applied"),
+            lambda c: "tuning" in (c.get("status") or {}),
+        )
+        tuning = applied["status"]["tuning"]
+        assert tuning["applied"]["efSearch"] == 40 and tuning["applied"]["indexReload"] == "pending"
+        assert "applyError" not in tuning
+        refused = await eventually(
+            lambda: kube.get(API, "ChromaCluster", ns, "refused"),
+            lambda c: "tuning" in (c.get("status") or {}),
+        )
+        assert "applied" not in refused["status"]["tuning"]
+        events = await eventually(
+            lambda: events_of(apiserver),
+            lambda evs: any(e["reason"] == "TuningNotApplied" for e in evs),
+        )
+        not_applied = [e for e in events if e["reason"] == "TuningNotApplied"]
+        assert [e["message"] for e in not_applied] == [refusal]
+        assert not_applied[0]["involvedObject"]["name"] == "refused"

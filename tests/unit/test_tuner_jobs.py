@@ -148,6 +148,12 @@ def test_args_target_the_front_service_and_parse_with_the_real_cli() -> None:
     }
     assert p["progress"] is False
     assert str(p["report"]).startswith("/tmp/")
+    assert p["apply_ef_search"] is True  # apply: efSearch; the Job holds the job token
+
+
+def test_the_job_applies_only_when_the_spec_asks() -> None:
+    (_, job) = _manifests(TUNINGS["defaults"])  # apply: none
+    assert "--apply-ef-search" not in job["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_no_collection_flag_when_the_spec_leaves_it_to_the_tuner() -> None:

@@ -92,6 +92,9 @@ class TuningStatus(Observed):
     front_trimmed: bool | None = None
     verify: dict[str, Any] | None = None
     live: dict[str, Any] | None = None
+    applied_ef_search: int | None = Field(
+        default=None, description="efSearch the tuning Job set on the live collection itself"
+    )
     apply_error: str | None = None
     applied: AppliedTuning | None = None
 

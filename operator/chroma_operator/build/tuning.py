@@ -69,6 +69,9 @@ def tune_args(owner: Owner, spec: ChromaClusterSpec) -> list[str]:
         "--plot",
         f"{REPORT_DIR}/recall-latency.png",
         "--no-progress",
+        # The Job applies the chosen efSearch itself: it holds the job token, the
+        # operator holds no Secrets.
+        *(["--apply-ef-search"] if t.apply != "none" else []),
     ]
 
 

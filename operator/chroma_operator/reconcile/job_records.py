@@ -29,6 +29,7 @@ from chroma_operator.reconcile.context import (
     publish,
     utcnow,
 )
+from chroma_operator.tuner.apply import apply_ef_search
 
 
 def shard_restarts(status: Mapping[str, Any]) -> dict[int, str]:
@@ -51,7 +52,8 @@ def tuned_hnsw(apply: str, tuning: TuningStatus | None) -> dict[str, int] | None
 
 
 async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[str, Any]) -> bool:
-    """Copy a finished tuning Job's result into status; apply efSearch when asked.
+    """Copy a finished tuning Job's result into status; record the efSearch the Job
+    applied (or apply it here, for a Job that did not).
 
     Returns True when something new was recorded (the caller then reconciles, so the
     topology's defaults follow what was applied)."""
@@ -78,19 +80,30 @@ async def record_tuning(ctx: Context, namespace: str, name: str, job: Mapping[st
         ]
         apply = parsed.spec.tuning.apply
         chosen = record.chosen
-        if ok and chosen is not None and chosen.ef_search and record.collection and apply != "none":
-            owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
-            try:
-                await tuning.apply_ef_search(
-                    ctx.router_url(owner), record.collection, chosen.ef_search
-                )
+        collection = record.collection
+        if ok and chosen is not None and chosen.ef_search and collection and apply != "none":
+            applied_note = (
+                "; efSearch applied to every shard"
+                " (a loaded index uses it after the shard restarts)"
+            )
+            if record.applied_ef_search:  # the Job applied it, with the cluster's job token
                 record = tuning_state.applied(record, utcnow())
-                message += "; efSearch applied to every shard (a loaded index uses it after the shard restarts)"
-            except httpx.HTTPError as exc:
-                record.apply_error = str(exc)
-                events.append(
-                    cond.Event("Warning", "TuningNotApplied", f"could not apply efSearch: {exc}")
-                )
+                message += applied_note
+            elif record.apply_error:
+                events.append(cond.Event("Warning", "TuningNotApplied", record.apply_error))
+            else:  # a Job that did not apply (an older image): the operator does
+                owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
+                try:
+                    await apply_ef_search(ctx.router_url(owner), collection, chosen.ef_search)
+                    record = tuning_state.applied(record, utcnow())
+                    message += applied_note
+                except httpx.HTTPError as exc:
+                    record.apply_error = str(exc)
+                    events.append(
+                        cond.Event(
+                            "Warning", "TuningNotApplied", f"could not apply efSearch: {exc}"
+                        )
+                    )
         conditions = cond.set_condition(
             previous.get("conditions"),
             tuning.TUNED,

@@ -6,17 +6,14 @@ the one call that changes a live collection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from chroma_operator.api.tuning_state import TunedPoint, TuningStatus, Verification
 
 Obj = dict[str, Any]
 TUNED = "Tuned"
-TENANT_PATH = "/api/v2/tenants/default_tenant/databases/default_database/collections"
 
 
 def _point_text(p: TunedPoint) -> str:
@@ -78,24 +75,3 @@ def verification(tuning: TuningStatus, result: Obj | None) -> Verification:
         p99_ms=live.get("p99Ms"),
         message=message if ok else "below target after the restart: " + message,
     )
-
-
-async def apply_ef_search(
-    router_url: str, collection: str, ef_search: int, headers: Mapping[str, str] | None = None
-) -> None:
-    """Set ef_search on the collection through the router (which modifies every shard).
-
-    Chroma 1.5 stores it at once but a loaded index keeps its old value until the shard
-    restarts; the caller records that the reload is still pending.
-    """
-    async with httpx.AsyncClient(
-        base_url=router_url, timeout=30.0, headers=dict(headers or {})
-    ) as http:
-        found = await http.get(f"{TENANT_PATH}/{collection}")
-        found.raise_for_status()
-        collection_id = found.json()["id"]
-        changed = await http.put(
-            f"{TENANT_PATH}/{collection_id}",
-            json={"new_configuration": {"hnsw": {"ef_search": ef_search}}},
-        )
-        changed.raise_for_status()

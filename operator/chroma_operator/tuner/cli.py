@@ -95,6 +95,12 @@ def command(
         help="No sweep: measure the live collection's recall and latency as it is now "
         "(after a tuning result was applied and the shards restarted)",
     ),
+    apply_ef_search: bool = typer.Option(
+        False,
+        "--apply-ef-search",
+        help="Then set the chosen efSearch on the live collection (through --url); the "
+        "result says appliedEfSearch or applyError",
+    ),
     token: str | None = typer.Option(None, envvar="CHROMA_TOKEN", help="Bearer token for Chroma"),
     threads: int | None = typer.Option(None, min=1, help="Index build threads (all cores)"),
     repeats: int = typer.Option(2, min=1, help="Timed runs per query (fastest kept)"),
@@ -140,7 +146,19 @@ def command(
     )
     result = run_tuning(opts)
     full = result.to_json()
-    small = compact(result)
+    applied: dict[str, object] = {}
+    chosen = result.choice.point if result.choice else None
+    if apply_ef_search and not verify and result.status == "ok" and chosen and result.collection:
+        from chroma_operator.tuner.apply import apply_result
+
+        applied = apply_result(url, result.collection, chosen.ef_search, token)
+        full.update(applied)
+        err.print(
+            applied.get("applyError") or f"efSearch {chosen.ef_search} applied",
+            highlight=False,
+            markup=False,
+        )
+    small = compact(result, applied)
     if report is not None:
         write_json(report, full)
     if plot is not None and result.points:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,11 @@ def _point(p: Point | None) -> dict[str, Any] | None:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def compact(report: Report, limit: int = COMPACT_LIMIT) -> dict[str, Any]:
-    """The decision in at most `limit` bytes of JSON (front points dropped evenly to fit)."""
+def compact(
+    report: Report, extra: Mapping[str, Any] | None = None, limit: int = COMPACT_LIMIT
+) -> dict[str, Any]:
+    """The decision (and `extra`, e.g. what was applied) in at most `limit` bytes of JSON
+    (front points dropped evenly to fit)."""
     choice = report.choice
     out: dict[str, Any] = {
         "v": REPORT_VERSION,
@@ -130,6 +134,7 @@ def compact(report: Report, limit: int = COMPACT_LIMIT) -> dict[str, Any]:
             for p in (choice.front if choice else [])
         ],
     }
+    out.update(extra or {})
     if report.verify is not None:
         out["verify"] = report.verify
     if report.live is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import chromadb
 import httpx
+import numpy as np
 import pytest
 import yaml
 from chromadb.api.shared_system_client import SharedSystemClient
@@ -176,3 +178,40 @@ def test_operator_jobs_reach_the_routers_through_auth_and_tls(
     assert restored.returncode == 0, restored.stderr
     back = client.get_collection(name).get(include=[])
     assert sorted(back["ids"]) == sorted(f"j{i}" for i in range(25))
+
+
+def test_tuning_job_applies_ef_search_through_auth_and_tls(
+    tls_router: tuple[RouterProcess, CertFiles],
+    shards: list[ChromaServer],
+    name: str,
+    tmp_path: Path,
+) -> None:
+    """`tune --apply-ef-search` as the tuning Job runs it: it measures through the router
+    and sets the chosen efSearch on every shard with the job token (the operator, which
+    holds no Secrets, only records it)."""
+    proc, certs = tls_router
+    SharedSystemClient.clear_system_cache()
+    client = chromadb.HttpClient(
+        host="127.0.0.1",
+        port=proc.port,
+        ssl=True,
+        headers={"X-Chroma-Token": TOKEN},
+        settings=Settings(chroma_server_ssl_verify=str(certs.ca)),
+    )
+    rng = np.random.default_rng(5)
+    col = client.create_collection(name, configuration={"hnsw": {"space": "cosine"}})
+    col.add(ids=[f"t{i}" for i in range(600)], embeddings=rng.standard_normal((600, 8)).tolist())
+    term = tmp_path / "termination-log"
+    term.touch()
+    args = ["tune", "--url", proc.url, "--collection", name, "--k", "5", "--target-recall", "0.5"]
+    args += ["--sample", "600", "--queries", "50", "--grid", "M=8", "--grid", "efc=32"]
+    args += ["--grid", "ef=10,20", "--apply-ef-search", "--no-progress"]
+    tuned = job([*args, "--termination-log", str(term)], certs, TOKEN)
+    assert tuned.returncode == 0, tuned.stderr
+    result = json.loads(term.read_text())
+    ef = result["chosen"]["efSearch"]
+    assert result["appliedEfSearch"] == ef and "applyError" not in result
+    for shard in shards:
+        SharedSystemClient.clear_system_cache()
+        on_shard = chromadb.HttpClient(host="127.0.0.1", port=shard.port).get_collection(name)
+        assert on_shard.configuration_json["hnsw"]["ef_search"] == ef
