@@ -134,7 +134,9 @@ def test_a_job_token_without_a_tokens_file_is_refused() -> None:
 def test_the_ca_is_trusted_only_when_the_secret_has_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    # Set, then removed, so the monkeypatch puts back whatever was there when the test ends.
+    monkeypatch.setenv("SSL_CERT_FILE", "")
+    monkeypatch.delenv("SSL_CERT_FILE")
     monkeypatch.setenv("CHROMA_CA_FILE", str(tmp_path / "ca.crt"))
     trust_cluster_ca()  # no ca.crt in the Secret: the system's trust, untouched
     assert "SSL_CERT_FILE" not in os.environ

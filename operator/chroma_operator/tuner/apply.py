@@ -7,6 +7,7 @@ a result from a Job that did not apply.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import httpx
@@ -39,8 +40,6 @@ def apply_result(
     router_url: str, collection: str, ef_search: int, token: str | None
 ) -> dict[str, object]:
     """Apply, and say how it went in the result's terms: `appliedEfSearch` or `applyError`."""
-    import asyncio
-
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         asyncio.run(apply_ef_search(router_url, collection, ef_search, headers))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import chromadb
 import httpx
@@ -65,17 +66,22 @@ def tls_router(
         proc.stop()
 
 
-def test_stock_client_over_https(tls_router: tuple[RouterProcess, CertFiles], name: str) -> None:
-    proc, certs = tls_router
-    assert proc.url.startswith("https://")
+def https_client(proc: RouterProcess, certs: CertFiles) -> Any:
+    """The stock client over HTTPS with the app token, verifying with the test CA."""
     SharedSystemClient.clear_system_cache()
-    client = chromadb.HttpClient(
+    return chromadb.HttpClient(
         host="127.0.0.1",
         port=proc.port,
         ssl=True,
         headers={"X-Chroma-Token": TOKEN},
         settings=Settings(chroma_server_ssl_verify=str(certs.ca)),
     )
+
+
+def test_stock_client_over_https(tls_router: tuple[RouterProcess, CertFiles], name: str) -> None:
+    proc, certs = tls_router
+    assert proc.url.startswith("https://")
+    client = https_client(proc, certs)
     col = client.create_collection(name)
     col.add(ids=[f"a{i}" for i in range(10)], embeddings=[[float(i), 1.0] for i in range(10)])
     assert col.count() == 10
@@ -145,14 +151,7 @@ def test_operator_jobs_reach_the_routers_through_auth_and_tls(
     """Backup, restore and repair as their Jobs run them: HTTPS verified with the mounted
     CA, the job token from the environment; without the token the routers refuse them."""
     proc, certs = tls_router
-    SharedSystemClient.clear_system_cache()
-    client = chromadb.HttpClient(
-        host="127.0.0.1",
-        port=proc.port,
-        ssl=True,
-        headers={"X-Chroma-Token": TOKEN},
-        settings=Settings(chroma_server_ssl_verify=str(certs.ca)),
-    )
+    client = https_client(proc, certs)
     col = client.create_collection(name)
     col.add(ids=[f"j{i}" for i in range(25)], embeddings=[[float(i), 2.0] for i in range(25)])
     dest = tmp_path / "backups"
@@ -190,14 +189,7 @@ def test_tuning_job_applies_ef_search_through_auth_and_tls(
     and sets the chosen efSearch on every shard with the job token (the operator, which
     holds no Secrets, only records it)."""
     proc, certs = tls_router
-    SharedSystemClient.clear_system_cache()
-    client = chromadb.HttpClient(
-        host="127.0.0.1",
-        port=proc.port,
-        ssl=True,
-        headers={"X-Chroma-Token": TOKEN},
-        settings=Settings(chroma_server_ssl_verify=str(certs.ca)),
-    )
+    client = https_client(proc, certs)
     rng = np.random.default_rng(5)
     col = client.create_collection(name, configuration={"hnsw": {"space": "cosine"}})
     col.add(ids=[f"t{i}" for i in range(600)], embeddings=rng.standard_normal((600, 8)).tolist())
