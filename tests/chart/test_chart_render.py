@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from chart_values import CHART_DIR, SCENARIOS, Render, production_values
+from chroma_operator.build.network import operator_peer
 from chroma_operator.install.chart_files import stale_files
 from chroma_operator.install.peering import peering_crds
 from chroma_operator.reconcile.rbac import cluster_scoped_rules, operator_rules
@@ -133,7 +134,8 @@ def test_production_values(render: Render) -> None:
     # Equal kopf priorities pause every replica: each takes its pod index.
     args = container["args"]
     assert args[args.index("--priority") + 1] == "$(POD_INDEX)"
-    assert container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == (
+    pod_index = next(e for e in container["env"] if e["name"] == "POD_INDEX")
+    assert pod_index["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['apps.kubernetes.io/pod-index']"
     )
     assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}]
@@ -284,3 +286,28 @@ def test_prometheus_adapter_rule_is_an_optional_configmap(render: Render, versio
         render({"prometheusAdapter": {"rules": {"enabled": True}}}), "ConfigMap"
     )
     assert default_ns["metadata"]["namespace"] == "chroma-operator"
+
+
+def test_the_operator_knows_itself_for_the_clusters_network_policies(render: Render) -> None:
+    """The env the Deployment sets, resolved as the kubelet would, names exactly the
+    operator's pods: the clusters' policies then let it reach shards and routers."""
+    docs = render(name="search", namespace="ops", values={"nameOverride": "vectors-op"})
+    (deploy,) = by_kind(docs, "Deployment")
+    pod = deploy["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    (container,) = pod["spec"]["containers"]
+
+    def resolve(path: str) -> str:
+        if path == "metadata.namespace":
+            return "ops"
+        key = path.removeprefix("metadata.labels['").removesuffix("']")
+        return str(labels[key])
+
+    env = {e["name"]: resolve(e["valueFrom"]["fieldRef"]["fieldPath"]) for e in container["env"]}
+    peer = operator_peer(env)
+    assert peer is not None
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}
+    selector = peer["podSelector"]["matchLabels"]
+    assert selector["app.kubernetes.io/name"] == "vectors-op"
+    assert selector.items() <= labels.items()
+    assert selector == deploy["spec"]["selector"]["matchLabels"]

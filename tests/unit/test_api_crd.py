@@ -198,6 +198,7 @@ def test_python_rules_agree_with_cel(production: dict[str, Any]) -> None:
         "monitoring": _mutate(production, "spec.slo.objectives", []),
         "router.port": _mutate(production, "spec.router.port", 8000),
         "auth.jobToken": _mutate(production, "spec.auth", {"jobToken": {"name": "job-token"}}),
+        "tls.caConfigMap": _mutate(production, "spec.tls", {"caConfigMap": {"name": "ca"}}),
         "autoscaling": _mutate(
             production, "spec.encoder.autoscaling", {"minReplicas": 5, "maxReplicas": 2}
         ),

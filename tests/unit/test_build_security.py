@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from chroma_operator.api.validate import parse_cluster
 from chroma_operator.build import Manifest, build_all, owner_of
 from chroma_operator.build.naming import AUTH_DIR, TLS_DIR
+from chroma_operator.build.network import operator_peer
 from chroma_operator.cli import app
 from chroma_operator.topology import TOPOLOGY_KEY, Topology
 from manifests import validate_manifest
@@ -60,6 +61,52 @@ def test_allow_from_limits_router_and_encoder() -> None:
     for m in objs.values():
         if m["kind"] == "NetworkPolicy":
             validate_manifest(m, "1.30.0")
+
+
+OPERATOR_ENV = {
+    "CHROMA_OPERATOR_NAMESPACE": "ops",
+    "CHROMA_OPERATOR_NAME": "chroma-operator",
+    "CHROMA_OPERATOR_INSTANCE": "search",
+}
+
+
+def test_the_operator_reaches_the_shards_and_restricted_routers() -> None:
+    """Resharding moves records between shards from the operator, and it scrapes the
+    routers: with its own pods named, the policies let it in (and only it, besides the
+    cluster's pods and allowFrom)."""
+    peer = operator_peer(OPERATOR_ENV)
+    assert peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}},
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "chroma-operator",
+                "app.kubernetes.io/instance": "search",
+            }
+        },
+    }
+    allowed = {"namespaceSelector": {"matchLabels": {"team": "search"}}}
+    doc = {
+        "apiVersion": "chroma.operator.dev/v1alpha1",
+        "kind": "ChromaCluster",
+        "metadata": {"name": "c", "namespace": "ns"},
+        "spec": {"encoder": {"enabled": True}, "network": {"allowFrom": [allowed]}},
+    }
+    cluster = parse_cluster(doc)
+    objs = {
+        (m["kind"], m["metadata"]["name"]): m
+        for m in build_all(cluster, owner_of(cluster), operator_peer=peer)
+    }
+    chroma, router = objs[("NetworkPolicy", "c-shards")]["spec"]["ingress"]
+    assert chroma["from"] == [CLUSTER_PODS, peer]
+    assert router["from"] == [allowed, CLUSTER_PODS, peer]
+    (encoder,) = objs[("NetworkPolicy", "c-encoder")]["spec"]["ingress"]
+    assert encoder["from"] == [allowed, CLUSTER_PODS, peer]
+    for m in objs.values():
+        if m["kind"] == "NetworkPolicy":
+            validate_manifest(m, "1.30.0")
+    # Outside a cluster (any of the three unset) the operator is not named.
+    for missing in OPERATOR_ENV:
+        assert operator_peer({k: v for k, v in OPERATOR_ENV.items() if k != missing}) is None
 
 
 def test_policies_off() -> None:

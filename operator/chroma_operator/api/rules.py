@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chroma_operator.api.models import Autoscaling, ChromaClusterSpec, Objective, Slo, Tuning
-from chroma_operator.api.security import Auth
+from chroma_operator.api.security import Auth, Tls
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ def _min_within_max(a: Autoscaling) -> bool:
 
 def _job_token_needs_auth(a: Auth) -> bool:
     return a.job_token is None or a.secret_name is not None
+
+
+def _ca_config_map_needs_tls(t: Tls) -> bool:
+    return t.ca_config_map is None or t.secret_name is not None
 
 
 RULES: tuple[Rule, ...] = (
@@ -121,6 +125,13 @@ RULES: tuple[Rule, ...] = (
         message="auth.jobToken needs auth.secretName (without a tokens file nothing checks it)",
         field=".jobToken",
         check=_job_token_needs_auth,
+    ),
+    Rule(
+        at=("tls",),
+        cel="!has(self.caConfigMap) || has(self.secretName)",
+        message="tls.caConfigMap needs tls.secretName (without it the routers speak plain HTTP)",
+        field=".caConfigMap",
+        check=_ca_config_map_needs_tls,
     ),
     Rule(
         at=("encoder", "autoscaling"),

@@ -21,6 +21,18 @@ class SecretKeyRef(Model):
     )
 
 
+class ConfigMapKeyRef(Model):
+    """One key of a ConfigMap in the cluster's namespace."""
+
+    name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="ConfigMap name")
+    key: str = Field(
+        default="ca.crt",
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=253,
+        description="Key in the ConfigMap",
+    )
+
+
 class Auth(Model):
     """Token auth at the router (Chroma 1.x servers have none of their own)."""
 
@@ -48,6 +60,12 @@ class Tls(Model):
         max_length=253,
         description="kubernetes.io/tls Secret (tls.crt, tls.key, optional ca.crt), e.g. from "
         "a cert-manager Certificate; unset: plain HTTP",
+    )
+    ca_config_map: ConfigMapKeyRef | None = Field(
+        default=None,
+        description="ConfigMap key with the PEM CA bundle the operator verifies the routers "
+        "with (SLO scrape, replica states, resharding), e.g. a trust-manager Bundle; the "
+        "operator reads no Secrets. Unset: the operator's own trust store",
     )
 
 

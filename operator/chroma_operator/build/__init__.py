@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from chroma_operator.api.models import ChromaCluster
 from chroma_operator.build import autoscaling, monitoring
@@ -62,6 +63,7 @@ def build_all(
     listed_shards: int | None = None,
     ops: Operations | None = None,
     restore: bool = False,
+    operator_peer: dict[str, Any] | None = None,
 ) -> list[Manifest]:
     """Every object the cluster should own, in apply order, each with its spec hash.
 
@@ -70,7 +72,8 @@ def build_all(
     `restarts` maps shard index to a restart token (a rolling restart, one shard at a time);
     `verify` (token, collection) asks for the Job that measures the result once loaded;
     `replica_states` (replica name -> state, from status) go into the topology;
-    `restore` asks for the bootstrap restore Job (once the shards are ready).
+    `restore` asks for the bootstrap restore Job (once the shards are ready);
+    `operator_peer` names the operator's pods in the NetworkPolicies (`network.operator_peer`).
     """
     ops = ops or Operations()
     spec = cluster.spec
@@ -127,7 +130,7 @@ def build_all(
     repair_request = (extra.get("annotations") or {}).get(REPAIR_ANNOTATION)
     if repair_request:
         out.append(build_repair_job(owner, spec, str(repair_request)))
-    out += build_network_policies(owner, spec)
+    out += build_network_policies(owner, spec, operator_peer)
     backup_cron = build_backup_cronjob(owner, spec)
     if backup_cron is not None:
         out.append(backup_cron)

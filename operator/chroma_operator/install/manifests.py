@@ -13,6 +13,7 @@ from chroma_operator import __version__
 from chroma_operator.api.backup_crd import build_backup_crd
 from chroma_operator.api.crd import build_crd
 from chroma_operator.api.models import DEFAULT_OPERATOR_IMAGE
+from chroma_operator.build.network import INSTANCE_ENV, NAME_ENV, NAMESPACE_ENV
 from chroma_operator.build.security import container_security_context, pod_security_context
 from chroma_operator.install.peering import peering_crds, peering_objects
 from chroma_operator.reconcile.rbac import cluster_scoped_rules, operator_rules
@@ -94,6 +95,10 @@ def operator_args(opts: InstallOptions) -> list[str]:
     return args
 
 
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
 def pod_template(opts: InstallOptions) -> dict[str, Any]:
     probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "timeoutSeconds": 5}
     container: dict[str, Any] = {
@@ -102,13 +107,14 @@ def pod_template(opts: InstallOptions) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "args": operator_args(opts),
     }
+    # Who the operator is, for the clusters' NetworkPolicies (build/network.py).
+    container["env"] = [
+        _field_env(NAMESPACE_ENV, "metadata.namespace"),
+        _field_env(NAME_ENV, "metadata.labels['app.kubernetes.io/name']"),
+        _field_env(INSTANCE_ENV, "metadata.labels['app.kubernetes.io/instance']"),
+    ]
     if opts.ha:
-        container["env"] = [
-            {
-                "name": "POD_INDEX",
-                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{POD_INDEX_LABEL}']"}},
-            }
-        ]
+        container["env"].append(_field_env("POD_INDEX", f"metadata.labels['{POD_INDEX_LABEL}']"))
     container.update(
         {
             "ports": [

@@ -61,7 +61,7 @@ async def _reconcile(ctx: Context, namespace: str, name: str, logger: Logger) ->
         )
         roll = step.tuning_roll(spec, previous, live_sts, d2.ops.hibernated, name)
         desired, skipped = await installable(
-            ctx.kube, step.desired_children(plan, roll, d2, previous)
+            ctx.kube, step.desired_children(plan, roll, d2, previous, ctx.operator_peer)
         )
         result = await sync_children(ctx.kube, owner, desired)
         if result.writes:

@@ -51,6 +51,8 @@ class Context:
     moves: dict[tuple[str, str], rs.Move] = field(default_factory=dict)
     router_epochs: rs.RouterEpochs | None = None
     shard_url: rs.ShardUrl = str
+    operator_peer: dict[str, Any] | None = None
+    """The operator's own pods, for the clusters' NetworkPolicies (`network.operator_peer`)."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import kopf
 from chroma_operator.api.backup import BACKUP_PLURAL
 from chroma_operator.api.models import API_GROUP, API_VERSION, PLURAL
 from chroma_operator.build.jobs import front_url
+from chroma_operator.build.network import operator_peer
 from chroma_operator.reconcile import (
     backups,
     jobs,
@@ -105,6 +107,7 @@ def register(
             router_url=router_url,
             router_epochs=router_epochs,
             shard_url=shard_url,
+            operator_peer=operator_peer(os.environ),
         )
 
         async def watch_one(ns: str, n: str, now: float) -> None:
@@ -119,6 +122,7 @@ def register(
         memo.slo_task.cancel()
         await asyncio.gather(memo.slo_task, return_exceptions=True)
         await memo.ctx.slo.http.aclose()
+        await memo.ctx.slo.routers.aclose()
         await memo.ctx.kube.aclose()
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=registry)

@@ -12,6 +12,7 @@ from chroma_operator.build.config import kubernetes_topology
 from chroma_operator.build.meta import Owner
 from chroma_operator.build.naming import shard as shard_name
 from chroma_operator.reconcile import reshard as rs
+from chroma_operator.reconcile import router_http
 from chroma_operator.reconcile.context import (
     Context,
     Logger,
@@ -41,7 +42,9 @@ def start_move(
     async def epochs() -> list[int | None]:
         if ctx.router_epochs is not None:
             return await ctx.router_epochs(owner, port)
-        return await rs.kubernetes_router_epochs(ctx.kube, owner, port)
+        client = await router_http.client_for(ctx.kube, ctx.slo.routers, owner.namespace, spec)
+        tls = spec.tls.secret_name is not None
+        return await rs.kubernetes_router_epochs(ctx.kube, client, owner, port, tls=tls)
 
     async def again() -> None:
         await reconcile(ctx, owner.namespace, owner.name, logging.getLogger("chroma_operator"))

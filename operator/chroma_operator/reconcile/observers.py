@@ -10,6 +10,7 @@ from chroma_operator.api.validate import InvalidResource
 from chroma_operator.build.meta import Owner
 from chroma_operator.reconcile import (
     replica_states,
+    router_http,
     slo_loop,
 )
 from chroma_operator.reconcile.context import (
@@ -42,7 +43,8 @@ async def evaluate_slo(ctx: Context, namespace: str, name: str, now: float) -> N
     owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
     labels = dict(body.get("metadata", {}).get("labels") or {})
     previous = dict(body.get("status") or {})
-    update = await slo_loop.evaluate(ctx.slo, owner, parsed.spec, previous, labels, now)
+    client = await router_http.client_for(ctx.kube, ctx.slo.routers, namespace, parsed.spec)
+    update = await slo_loop.evaluate(ctx.slo, owner, parsed.spec, previous, labels, now, client)
     slo_loop.mark_done(ctx.slo, key, parsed.spec.slo.evaluation_interval_seconds, now)
     async with ctx.lock(namespace, name):
         fresh = await fetch_cluster(ctx, namespace, name)
@@ -75,9 +77,8 @@ async def collect_replica_states(
         return
     owner = Owner(name=name, namespace=namespace, uid=body["metadata"].get("uid"))
     before = replica_states.states_of(body.get("status") or {})
-    views = await replica_states.collect(
-        ctx.slo.http, ctx.slo.metrics_urls(owner, parsed.spec), before
-    )
+    client = await router_http.client_for(ctx.kube, ctx.slo.routers, namespace, parsed.spec)
+    views = await replica_states.collect(client, ctx.slo.metrics_urls(owner, parsed.spec), before)
     if views is None:
         return
     async with ctx.lock(namespace, name):

@@ -145,7 +145,11 @@ def tuning_roll(
 
 
 def desired_children(
-    plan: Plan, roll: TuningRoll, d2: Day2, previous: Mapping[str, Any]
+    plan: Plan,
+    roll: TuningRoll,
+    d2: Day2,
+    previous: Mapping[str, Any],
+    operator_peer: dict[str, Any] | None = None,
 ) -> list[Manifest]:
     """Step 3: every object the cluster should own now."""
     spec, lay = plan.spec, plan.layout
@@ -161,6 +165,7 @@ def desired_children(
         listed_shards=lay.listed if lay.listed != spec.shards else None,
         ops=d2.ops,
         restore=bootstrap is not None and backups.restore_phase(previous) == "Running",
+        operator_peer=operator_peer,
     )
 
 

@@ -70,19 +70,38 @@ def layout(status: Mapping[str, Any], target: int) -> Layout:
     return Layout(cur, max(shard_span(cur), target), shard_span(cur), target)
 
 
-async def kubernetes_router_epochs(kube: Kube, owner: Owner, port: int) -> list[int | None]:
-    """Each router sidecar's applied epoch (by pod IP); a pod without an answer is None."""
+def router_base(pod: Obj, namespace: str, port: int, tls: bool) -> str | None:
+    """Where the operator reaches one router sidecar: its pod IP over HTTP; over HTTPS its
+    pod DNS name, which is what the certificate names. None before the pod has one."""
+    if not tls:
+        ip = (pod.get("status") or {}).get("podIP")
+        return f"http://{ip}:{port}" if ip else None
+    spec = pod.get("spec") or {}
+    host, subdomain = spec.get("hostname"), spec.get("subdomain")
+    if not host or not subdomain:
+        return None
+    return f"https://{host}.{subdomain}.{namespace}.svc.{naming.CLUSTER_DOMAIN}:{port}"
+
+
+async def kubernetes_router_epochs(
+    kube: Kube, client: httpx.AsyncClient, owner: Owner, port: int, *, tls: bool
+) -> list[int | None]:
+    """Each router sidecar's applied epoch; a pod without an answer is None.
+
+    `GET /internal/placement` needs no token (the operator holds none); `client` trusts
+    the cluster's CA when it has one of its own (`router_http`)."""
     labels = {"app.kubernetes.io/instance": owner.name, "app.kubernetes.io/component": "shard"}
     pods = await kube.list("v1", "Pod", owner.namespace, labels)
     out: list[int | None] = []
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        for pod in pods:
-            ip = (pod.get("status") or {}).get("podIP")
-            try:
-                r = await client.get(f"http://{ip}:{port}/internal/placement")
-                out.append(int(r.json()["epoch"]))
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                out.append(None)
+    for pod in pods:
+        base = router_base(pod, owner.namespace, port, tls)
+        try:
+            if base is None:
+                raise ValueError("no address yet")
+            r = await client.get(base + "/internal/placement", timeout=2.0)
+            out.append(int(r.json()["epoch"]))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            out.append(None)
     return out
 
 

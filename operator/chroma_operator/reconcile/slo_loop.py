@@ -20,6 +20,7 @@ import httpx
 from chroma_operator.api.models import ChromaClusterSpec
 from chroma_operator.build.config import kubernetes_topology
 from chroma_operator.build.meta import Owner
+from chroma_operator.reconcile.router_http import RouterClients
 from chroma_operator.slo.alertmanager import AlertmanagerNotifier
 from chroma_operator.slo.scrape import metrics_urls, scrape_routers
 from chroma_operator.slo.status import SloUpdate, slo_update
@@ -51,6 +52,8 @@ class SloWatch:
     clusters: set[Key] = field(default_factory=set)
     states: dict[Key, SloState] = field(default_factory=dict)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5.0))
+    """For Alertmanager; the routers are called with `routers` (their CA may be private)."""
+    routers: RouterClients = field(default_factory=RouterClients)
 
     def track(self, namespace: str, name: str) -> None:
         self.clusters.add((namespace, name))
@@ -85,11 +88,14 @@ async def evaluate(
     previous_status: dict[str, Any],
     labels: dict[str, str],
     now: float,
+    client: httpx.AsyncClient | None = None,
 ) -> SloUpdate:
-    """One evaluation: `status.slo`, the SLOMet condition, and the Events to post."""
+    """One evaluation: `status.slo`, the SLOMet condition, and the Events to post.
+    `client` calls the routers (default: the operator's trust store)."""
     key = (owner.namespace, owner.name)
     state = watch.state_for(key, owner, spec, labels)
-    result = await scrape_routers(state.evaluator, watch.http, watch.metrics_urls(owner, spec), now)
+    routers = client or watch.routers.default
+    result = await scrape_routers(state.evaluator, routers, watch.metrics_urls(owner, spec), now)
     if result.failed:
         log.debug("SLO scrape of %s/%s skipped %s", owner.namespace, owner.name, result.failed)
     evaluation = state.evaluator.evaluate(now)

@@ -52,6 +52,11 @@ ROUTE_NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/readyz"): OPEN,
     # Route templates and counts only: no tenant, collection or token in any label.
     ("GET", "/metrics"): OPEN,
+    # Read-only views the operator polls, and it holds no token: replica states and the
+    # placement epoch applied. Replica names, states and counts, no tenant data (the same
+    # replica names are /metrics labels). Every other /internal route needs a key.
+    ("GET", "/internal/replicas"): OPEN,
+    ("GET", "/internal/placement"): OPEN,
     ("GET", API + "/version"): ANY_TOKEN,
     ("GET", API + "/pre-flight-checks"): ANY_TOKEN,
     ("GET", API + "/auth/identity"): ANY_TOKEN,

@@ -127,6 +127,28 @@ def test_probes_stay_open(secured: tuple[RouterProcess, Path]) -> None:
         assert httpx.get(proc.url + path).status_code == 200, path
 
 
+def test_read_only_views_the_operator_polls_are_open_and_nothing_else_internal(
+    secured: tuple[RouterProcess, Path],
+) -> None:
+    """The operator holds no token: replica states and the applied placement epoch are
+    read without one (resharding waits on that epoch); every other /internal route needs
+    the peers' key or a cluster admin."""
+    proc, _ = secured
+    replicas = httpx.get(proc.url + "/internal/replicas")
+    assert replicas.status_code == 200 and "replicas" in replicas.json()
+    placement = httpx.get(proc.url + "/internal/placement")
+    assert placement.status_code == 200 and isinstance(placement.json()["epoch"], int)
+    for method, path in (
+        ("GET", "/internal/topology"),
+        ("GET", "/internal/replicas/own"),
+        ("POST", "/internal/replicas/notice"),
+        ("POST", "/internal/replicas/repaired"),
+        ("POST", "/internal/invalidate"),
+    ):
+        reply = httpx.request(method, proc.url + path, json={})
+        assert reply.status_code == 401, (method, path, reply.text)
+
+
 @pytest.mark.parametrize("header", ["Authorization", "X-Chroma-Token"])
 def test_identity_lands_the_client_in_its_tenant(
     secured: tuple[RouterProcess, Path], header: str, name: str
