@@ -194,19 +194,22 @@ async def _restore_until_ready_or_failed(
     boot = {"fromBackup": {"destination": "s3://bk/src", "backupId": "b1"}}
     await kubectl_apply(kube, cluster_doc(name, NS, {"shards": 2, "bootstrap": boot}))
     with running_operator(str(apiserver.url), [NS]):
+        # Both shards' StatefulSets (they may be written in either order).
         await eventually(
-            lambda: kube.get("apps/v1", "StatefulSet", NS, shard_name(name, 1)),
-            lambda s: s is not None,
+            lambda: kube.list("apps/v1", "StatefulSet", NS, {"app.kubernetes.io/instance": name}),
+            lambda items: len(items) == 2,
         )
         restore_jobs = {"app.kubernetes.io/component": "restore"}
         assert await kube.list("batch/v1", "Job", NS, restore_jobs) == []
-        await mark_shards_ready(kube, name, 2)
-        jobs = await eventually(
-            lambda: kube.list(
+
+        async def ready_then_jobs() -> list[dict[str, Any]]:
+            """Like a kubelet, keep reporting the shards ready until the Job appears."""
+            await mark_shards_ready(kube, name, 2)
+            return await kube.list(
                 "batch/v1", "Job", NS, {**restore_jobs, "app.kubernetes.io/instance": name}
-            ),
-            lambda items: len(items) == 1,
-        )
+            )
+
+        jobs = await eventually(ready_then_jobs, lambda items: len(items) == 1)
         job = jobs[0]
         validate_manifests([job])
         args = container(job)["args"]

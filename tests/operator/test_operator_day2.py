@@ -227,7 +227,9 @@ async def test_upgrade_rolls_one_shard_at_a_time_and_stops_on_a_failing_pod(
     doc["spec"]["replicas"] = 2
     await kubectl_apply(kube, doc)
     with running_operator(str(apiserver.url), [NS]):
-        await eventually(lambda: _sts(kube, 1), lambda s: s is not None)
+        # Children are written concurrently: wait for both shards, not the last listed.
+        for i in range(2):
+            await eventually(lambda i=i: _sts(kube, i), lambda s: s is not None)
         for i in range(2):
             await _rolled(kube, i, 2)
         await mark_ready(kube, "Deployment", "quickstart-encoder", 1)

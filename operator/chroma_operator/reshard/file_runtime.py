@@ -8,6 +8,7 @@ kept in a JSON file beside the topology so a restarted move carries on from it.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,10 +37,21 @@ class FileRuntime:
         self.path = topology_path
         self.router_urls = router_urls
         self.on_event = on_event or (lambda line: log.info("%s", line))
-        self.client = httpx.Client(timeout=httpx.Timeout(2.0))
+        self.client = httpx.Client(timeout=httpx.Timeout(2.0), verify=self._trust())
         self.report_every = report_every
         self._last_report = 0.0
         self.events: list[str] = []
+
+    def _trust(self) -> ssl.SSLContext | bool:
+        """HTTPS routers are verified with the CA their topology names for peers (the TLS
+        Secret's ca.crt); otherwise with the system's trust store."""
+        try:
+            tls = self.topology().tls
+        except (OSError, ValueError):
+            return True
+        if tls is None or tls.ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=tls.ca_file)
 
     def topology(self) -> Topology:
         return Topology.from_json(self.path.read_bytes())

@@ -20,6 +20,7 @@ from chromadb.config import Settings
 from chromadb.errors import ChromaAuthError
 
 from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.reshard.file_runtime import FileRuntime
 from chroma_operator.topology import AuthTopology, TlsTopology
 from router_harness import RouterProcess, make_topology
 from tls_certs import CertFiles, make_certs
@@ -110,6 +111,23 @@ def test_plain_http_and_unknown_ca_are_refused(tls_router: tuple[RouterProcess, 
         httpx.get(f"http://127.0.0.1:{proc.port}/healthz", timeout=2).raise_for_status()
     with pytest.raises(httpx.ConnectError):
         httpx.get(proc.url + "/healthz", timeout=2)  # system trust: the test CA is unknown
+
+
+def test_local_resharding_reads_router_epochs_over_https_with_the_topology_ca(
+    tls_router: tuple[RouterProcess, CertFiles], tmp_path: Path
+) -> None:
+    """`local reshard` waits on each router's epoch: over HTTPS it verifies them with the
+    CA the topology names for peers (a private CA is not in the system's store)."""
+    proc, certs = tls_router
+    base = make_topology([["http://127.0.0.1:1"]])
+    tls = TlsTopology(cert_file=str(certs.cert), key_file=str(certs.key), ca_file=str(certs.ca))
+    with_ca = tmp_path / "with-ca.json"
+    with_ca.write_text(base.model_copy(update={"tls": tls}).to_json())
+    epochs = FileRuntime(with_ca, [proc.url]).router_epochs()
+    assert len(epochs) == 1 and isinstance(epochs[0], int)
+    without = tmp_path / "without.json"
+    without.write_text(base.to_json())
+    assert FileRuntime(without, [proc.url]).router_epochs() == [None]
 
 
 def test_router_refuses_to_start_with_a_broken_certificate(
