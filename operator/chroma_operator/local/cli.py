@@ -320,12 +320,17 @@ REPLICA_STYLE = {
 }
 
 
-def replica_states(router_url: str) -> dict[str, dict[str, Any]]:
-    """Each replica's state as the router sees it ({} when the router does not answer)."""
+def replica_states(router_url: str, directory: Path) -> dict[str, dict[str, Any]]:
+    """Each replica's state as the router sees it ({} when the router does not answer);
+    over HTTPS verified with the CA the cluster's topology names."""
     import httpx
 
+    from chroma_operator.local.reshard import topology_path
+    from chroma_operator.reshard.file_runtime import topology_trust
+
     try:
-        resp = httpx.get(router_url + "/internal/replicas", timeout=2.0)
+        verify = topology_trust(topology_path(directory))
+        resp = httpx.get(router_url + "/internal/replicas", timeout=2.0, verify=verify)
         return {r["name"]: r for r in resp.json()["replicas"]} if resp.status_code == 200 else {}
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return {}
@@ -342,7 +347,7 @@ def status(
 
     plan = _plan_from_dir(_find_dir(name, directory))
     rows = Supervisor(plan).status()
-    replicas = replica_states(plan.url)
+    replicas = replica_states(plan.url, Path(plan.directory))
     table = Table(title=f"{plan.cluster} ({plan.url})")
     for col in ("process", "pid", "port", "state", "replica", "pending hints"):
         table.add_column(col)

@@ -26,6 +26,18 @@ def progress_path(topology_path: Path) -> Path:
     return topology_path.with_name(topology_path.stem + ".resharding.json")
 
 
+def topology_trust(topology_path: Path) -> ssl.SSLContext | bool:
+    """What verifies this topology's HTTPS routers: the CA it names for peers (the TLS
+    Secret's ca.crt), else the system's trust store (also when the file is unreadable)."""
+    try:
+        tls = Topology.from_json(topology_path.read_bytes()).tls
+    except (OSError, ValueError):
+        return True
+    if tls is None or tls.ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=tls.ca_file)
+
+
 class FileRuntime:
     def __init__(
         self,
@@ -37,21 +49,10 @@ class FileRuntime:
         self.path = topology_path
         self.router_urls = router_urls
         self.on_event = on_event or (lambda line: log.info("%s", line))
-        self.client = httpx.Client(timeout=httpx.Timeout(2.0), verify=self._trust())
+        self.client = httpx.Client(timeout=httpx.Timeout(2.0), verify=topology_trust(topology_path))
         self.report_every = report_every
         self._last_report = 0.0
         self.events: list[str] = []
-
-    def _trust(self) -> ssl.SSLContext | bool:
-        """HTTPS routers are verified with the CA their topology names for peers (the TLS
-        Secret's ca.crt); otherwise with the system's trust store."""
-        try:
-            tls = self.topology().tls
-        except (OSError, ValueError):
-            return True
-        if tls is None or tls.ca_file is None:
-            return True
-        return ssl.create_default_context(cafile=tls.ca_file)
 
     def topology(self) -> Topology:
         return Topology.from_json(self.path.read_bytes())

@@ -45,7 +45,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def secured(
     tmp_path_factory: pytest.TempPathFactory, repo_root: Path
-) -> Iterator[tuple[int, CertFiles]]:
+) -> Iterator[tuple[int, CertFiles, Path]]:
     work = tmp_path_factory.mktemp("secured")
     certs = make_certs(work / "certs")
     tokens = work / "tokens.yaml"  # the Secret's data keys
@@ -103,7 +103,7 @@ def secured(
     assert up.returncode == 0, up.stderr + up.stdout
     assert TOKEN not in up.stdout + up.stderr
     try:
-        yield port, certs
+        yield port, certs, home
     finally:
         cli("local", "down", "--dir", str(home))
         assert not [
@@ -111,8 +111,8 @@ def secured(
         ]
 
 
-def test_stock_client_with_token_over_https(secured: tuple[int, CertFiles]) -> None:
-    port, certs = secured
+def test_stock_client_with_token_over_https(secured: tuple[int, CertFiles, Path]) -> None:
+    port, certs, _ = secured
     settings = Settings(chroma_server_ssl_verify=str(certs.ca))
     SharedSystemClient.clear_system_cache()
     client = chromadb.HttpClient(
@@ -125,3 +125,14 @@ def test_stock_client_with_token_over_https(secured: tuple[int, CertFiles]) -> N
     with pytest.raises(ChromaAuthError):
         chromadb.HttpClient(host="127.0.0.1", port=port, ssl=True, settings=settings)
     assert httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False).status_code == 200
+
+
+def test_status_shows_replica_states_over_https_with_a_private_ca(
+    secured: tuple[int, CertFiles, Path],
+) -> None:
+    """`local status` verifies the router with the CA from the TLS Secret and reads the
+    replica states without a token (the view is read-only)."""
+    _, _, home = secured
+    status = cli("local", "status", "--dir", str(home))
+    assert status.returncode == 0, status.stderr + status.stdout
+    assert status.stdout.count("in-sync") == 2, status.stdout  # 2 shards x 1 replica
