@@ -102,6 +102,7 @@ async def test_slo_scrape_verifies_the_routers_with_the_ca_config_map(
             lambda: slo_of("untrusted"), lambda c: condition(c).get("status"), timeout=30
         )
         assert condition(untrusted)["reason"] == "NoRoutersScraped"
+        assert "CERTIFICATE_VERIFY_FAILED" in condition(untrusted)["message"]  # and why
         assert untrusted["status"]["slo"]["routers"] == 0
 
 

@@ -73,6 +73,16 @@ def test_met() -> None:
 def test_unknown_without_routers_or_traffic() -> None:
     assert condition_fields(_evaluation(None, routers=()))[:2] == ("Unknown", "NoRoutersScraped")
     assert condition_fields(_evaluation(None))[:2] == ("Unknown", "NoTraffic")
+    # Why nothing was scraped: the first failure, cut short, and how many more.
+    failures = {
+        "https://b:8080/metrics": "ConnectError: refused",
+        "https://a:8080/metrics": "ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED] " + "x" * 900,
+    }
+    message = condition_fields(_evaluation(None, routers=()), failures)[2]
+    assert message.startswith(
+        "no router answered on /metrics: https://a:8080/metrics: ConnectError: [SSL: "
+    )
+    assert message.endswith(" (and 1 more)") and len(message) < 450
     obj = slo_status(_evaluation(None))["objectives"][0]
     assert "sli" not in obj and "errorBudgetRemaining" not in obj  # absent, never null
     assert obj["burnRates"] == {}

@@ -100,7 +100,10 @@ async def evaluate(
         log.debug("SLO scrape of %s/%s skipped %s", owner.namespace, owner.name, result.failed)
     evaluation = state.evaluator.evaluate(now)
     update = slo_update(
-        evaluation, previous_status, observed_generation=previous_status.get("observedGeneration")
+        evaluation,
+        previous_status,
+        observed_generation=previous_status.get("observedGeneration"),
+        failures=result.failed,
     )
     if state.notifier is not None:
         try:

@@ -108,11 +108,27 @@ def _met_text(o: ObjectiveResult) -> str:
     )
 
 
-def condition_fields(evaluation: SloEvaluation) -> tuple[ConditionStatus, str, str]:
+WHY_CHARS = 300
+"""How much of the first scrape failure the condition quotes."""
+
+
+def _why_unscraped(failures: Mapping[str, str] | None) -> str:
+    """The first failure, so `kubectl describe` says why (an untrusted CA, a refusal)."""
+    if not failures:
+        return ""
+    url, why = sorted(failures.items())[0]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f": {url}: {why[:WHY_CHARS]}{more}"
+
+
+def condition_fields(
+    evaluation: SloEvaluation, failures: Mapping[str, str] | None = None
+) -> tuple[ConditionStatus, str, str]:
     """(status, reason, message) of `SLOMet`.
 
     False while any burn-rate pair fires (page or ticket) or a budget is spent; Unknown
-    before any router answered or any event was counted.
+    before any router answered or any event was counted. `failures` (URL -> why) are the
+    routers this scrape could not read.
     """
     firing = evaluation.firing()
     if firing:
@@ -129,7 +145,11 @@ def condition_fields(evaluation: SloEvaluation) -> tuple[ConditionStatus, str, s
             "; ".join(f"{o.name}: error budget spent ({_pct(o.sli or 0)} good)" for o in exhausted),
         )
     if not evaluation.routers:
-        return "Unknown", "NoRoutersScraped", "no router answered on /metrics"
+        return (
+            "Unknown",
+            "NoRoutersScraped",
+            "no router answered on /metrics" + _why_unscraped(failures),
+        )
     if not evaluation.has_data:
         return "Unknown", "NoTraffic", "; ".join(_met_text(o) for o in evaluation.objectives)
     return "True", "ObjectivesMet", "; ".join(_met_text(o) for o in evaluation.objectives)
@@ -140,9 +160,10 @@ def slo_condition(
     previous: Mapping[str, Any] | None = None,
     *,
     observed_generation: int | None = None,
+    failures: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The `SLOMet` condition; keeps `lastTransitionTime` while the status is unchanged."""
-    status, reason, message = condition_fields(evaluation)
+    status, reason, message = condition_fields(evaluation, failures)
     return condition(
         CONDITION_TYPE, status, reason, message, iso(evaluation.at), previous, observed_generation
     )
@@ -174,6 +195,7 @@ def slo_update(
     previous_status: Mapping[str, Any] | None,
     *,
     observed_generation: int | None = None,
+    failures: Mapping[str, str] | None = None,
 ) -> SloUpdate:
     """Everything to write after one evaluation, given the resource's current `status`.
 
@@ -186,7 +208,10 @@ def slo_update(
     return SloUpdate(
         status=slo_status(evaluation),
         condition=slo_condition(
-            evaluation, previous_condition, observed_generation=observed_generation
+            evaluation,
+            previous_condition,
+            observed_generation=observed_generation,
+            failures=failures,
         ),
         events=slo_events(evaluation, previous_slo.get("paging") or ()),
     )
