@@ -20,6 +20,7 @@ import pytest
 from chroma_operator.build import naming
 from chroma_operator.build.meta import Owner
 from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.reconcile import reshard as rs
 from chroma_operator.reconcile.kube import Kube, KubeConfig
 from chroma_operator.router.placement import shard_for
 from chroma_operator.topology import ShardTopology, Topology
@@ -216,3 +217,28 @@ async def test_grow_two_to_three_walks_every_phase(
     assert client.count() == N
     got = client.get(ids=["r7", "r100"], include=["documents"])
     assert sorted(got["documents"]) == ["doc 100", "doc 7"]
+
+
+async def test_router_epochs_are_read_from_every_router_pod(
+    kube: Kube, data_plane: tuple[list[ChromaServer], RouterProcess]
+) -> None:
+    """What the operator waits on between phases: each shard pod's router sidecar, by pod
+    IP over plain HTTP; a pod with no IP yet counts as behind (None)."""
+    _, router = data_plane
+    labels = {"app.kubernetes.io/instance": "epochs", "app.kubernetes.io/component": "shard"}
+    for name in ("epochs-shard-0-0", "epochs-shard-1-0"):
+        await kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": NS, "labels": labels},
+                "spec": {"containers": [{"name": "router", "image": "router"}]},
+            }
+        )
+    await kube.patch_status("v1", "Pod", NS, "epochs-shard-0-0", {"podIP": "127.0.0.1"})
+    applied = httpx.get(router.url + "/internal/placement").json()["epoch"]
+    async with httpx.AsyncClient() as client:
+        epochs = await rs.kubernetes_router_epochs(
+            kube, client, Owner(name="epochs", namespace=NS), router.port, tls=False
+        )
+    assert sorted(epochs, key=lambda e: e is None) == [applied, None]
