@@ -14,6 +14,7 @@ failed).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -23,6 +24,20 @@ from chroma_operator.router.errors import ChromaHTTPError
 from chroma_operator.router.hints import Hint, HintLogError, HintLogFull
 from chroma_operator.router.replicas import Replica
 from chroma_operator.router.shards import PathFor, Reply, ShardCallError, Where
+
+log = logging.getLogger("chroma_operator.router.acks")
+
+
+def log_stale(rep: Replica, shard: int, why: str) -> None:
+    """Each replica's way to stale, with the cause: what an operator (or a failed test)
+    needs to tell a hung replica from a refused or failed write."""
+    log.warning(
+        "replica %s of shard %d missed a write (%s): stale until its hint log is replayed",
+        rep.name,
+        shard,
+        why,
+    )
+
 
 if TYPE_CHECKING:
     from chroma_operator.router.shards import ShardPool
@@ -126,9 +141,12 @@ class WriteAcks:
             raise ShardCallError(shard, pool.shards[shard][0], "no in-sync replica took the write")
         if not any(r.ok for r in took):
             return took  # refused everywhere it went (a bad request): nothing to hint
+        why = {e.endpoint: e.reason for e in errors} | {r.endpoint: f"HTTP {r.status}" for r in bad}
         changed = False
         for rep in missed:
-            changed |= book.mark_stale(rep)
+            if book.mark_stale(rep):
+                changed = True
+                log_stale(rep, shard, why.get(rep.endpoint, "no answer"))
         if changed:
             await book.announce()
         await asyncio.gather(*(self._hint(rep, *hint_args) for rep in [*missed, *later]))
@@ -203,9 +221,11 @@ class WriteAcks:
                     )
                     if reply.status < 500:
                         return
-                except ShardCallError:
-                    pass
+                    why = f"HTTP {reply.status}"
+                except ShardCallError as exc:
+                    why = exc.reason
                 if book.mark_stale(rep):
+                    log_stale(rep, shard, why)
                     book.spawn_announce()
             if rep.repairing:
                 return

@@ -223,7 +223,15 @@ def test_writes_survive_lost_replicas_and_replicas_converge(
         endpoints = {
             s.url: f"shard-{i}-{r}" for i, sh in enumerate(replicas) for r, s in enumerate(sh)
         }
-        assert failures == [], "\n".join(failures) + f"\n{endpoints}\n{router.log_tail()}"
+        # Which replica went stale and why (the router logs each transition).
+        went_stale = [
+            line
+            for line in (router.dir / "router.log").read_text(errors="replace").splitlines()
+            if "missed a write" in line
+        ]
+        assert failures == [], "\n".join(
+            [*failures, str(endpoints), *went_stale, router.log_tail()]
+        )
         assert [s for w in writers for s in w.stale_reads] == []
         assert all(w.acks > 20 for w in writers), [w.acks for w in writers]
         assert reader.queries > 0
