@@ -8,6 +8,9 @@ from pydantic import Field
 
 from chroma_operator.api.base import DNS_NAME_PATTERN, LABEL_KEY_PATTERN, Model
 
+KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A Secret or ConfigMap data key."""
+
 
 class SecretKeyRef(Model):
     """One key of a Secret in the cluster's namespace."""
@@ -15,7 +18,7 @@ class SecretKeyRef(Model):
     name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="Secret name")
     key: str = Field(
         default="token",
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        pattern=KEY_PATTERN,
         max_length=253,
         description="Key in the Secret",
     )
@@ -27,7 +30,7 @@ class ConfigMapKeyRef(Model):
     name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="ConfigMap name")
     key: str = Field(
         default="ca.crt",
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        pattern=KEY_PATTERN,
         max_length=253,
         description="Key in the ConfigMap",
     )

@@ -14,23 +14,17 @@ import hashlib
 import logging
 import ssl
 from collections import OrderedDict
-from typing import Any, Protocol
 
 import httpx
 
 from chroma_operator.api.models import ChromaClusterSpec
+from chroma_operator.reconcile.kube import Kube
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 5.0
 MAX_CLIENTS = 32
 """CA bundles kept (clusters with a CA of their own, plus rotations); the oldest closes."""
-
-
-class ConfigMapReader(Protocol):
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> dict[str, Any] | None: ...
 
 
 class RouterClients:
@@ -63,7 +57,7 @@ class RouterClients:
         self._by_ca.clear()
 
 
-async def cluster_ca(kube: ConfigMapReader, namespace: str, spec: ChromaClusterSpec) -> str | None:
+async def cluster_ca(kube: Kube, namespace: str, spec: ChromaClusterSpec) -> str | None:
     """The PEM bundle `spec.tls.caConfigMap` names, or None (none named, or not there:
     logged, and the operator's trust store is tried instead)."""
     ref = spec.tls.ca_config_map
@@ -85,7 +79,7 @@ async def cluster_ca(kube: ConfigMapReader, namespace: str, spec: ChromaClusterS
 
 
 async def client_for(
-    kube: ConfigMapReader, clients: RouterClients, namespace: str, spec: ChromaClusterSpec
+    kube: Kube, clients: RouterClients, namespace: str, spec: ChromaClusterSpec
 ) -> httpx.AsyncClient:
     """The client for this cluster's routers."""
     pem = await cluster_ca(kube, namespace, spec)
