@@ -24,7 +24,8 @@ def router_for(grid: list[list[ChromaServer]], hints: Path, **replication: Any) 
         hints_dir=str(hints),
         replication=replication,
     )
-    return RouterProcess(topology)
+    # info: the router's log then says when each replica was back in sync, too
+    return RouterProcess(topology, args=["--log-level", "info"])
 
 
 def replica_view(router: RouterProcess) -> list[dict[str, Any]]:

@@ -4,9 +4,10 @@ A write goes live to the shard's in-sync replicas, in parallel, each bounded by 
 timeout. It stands when at least `replication.min_acks` of them took it (answered with
 anything but a gateway/server error). Every replica that missed it -- it was down, hung,
 stale, fenced or held for a backup -- gets the exact request appended to its hint log,
-fsynced, before the client hears "ok". When no in-sync replica answers, a stale replica
-that is reachable and replaying its log takes the write through that log (it lands in
-order); the write stands once the replay applied it within the shard timeout. A write no
+fsynced, before the client hears "ok". When no in-sync replica answers, one that came back
+in sync while the write was out takes it live; failing that, a stale replica that is
+reachable and replaying its log takes the write through that log (it lands in order); the
+write stands once the replay applied it within the shard timeout. A write no
 replica took fails, naming the shard, and leaves no hints (so replicas agree on what
 failed).
 """
@@ -19,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from chroma_operator.router.collections import reply_error
+from chroma_operator.router.collections import by_name_path, id_path, reply_error
 from chroma_operator.router.errors import ChromaHTTPError
 from chroma_operator.router.hints import Hint, HintLogError, HintLogFull
 from chroma_operator.router.replicas import Replica
@@ -77,24 +78,21 @@ class WriteAcks:
                 "retry after the backup releases it",
                 {"Retry-After": str(min(wait, RETRY_AFTER_MAX_S))},
             )
-        live: list[tuple[Replica, str]] = []
+        live: list[tuple[Replica, str | None]] = []
         later: list[Replica] = []
         for ep in pool.shards[shard]:
             rep = book.get(ep)
             assert rep is not None
             state = book.state(rep)
             path = path_for(ep)
-            if state == "in-sync" and path is not None:
-                live.append((rep, path))
+            if state == "in-sync" and (path is not None or where is not None):
+                live.append((rep, path))  # no path yet: its id is looked up on the way
             elif state == "repairing":
                 continue  # a full repair copies everything; no hints for it
             else:
                 later.append(rep)
         results = await asyncio.gather(
-            *(
-                pool.call(shard, rep.endpoint, method, path, content=content, headers=headers)
-                for rep, path in live
-            ),
+            *(self._live(shard, rep, method, path, content, headers, where) for rep, path in live),
             return_exceptions=True,
         )
         took: list[Reply] = []
@@ -114,6 +112,11 @@ class WriteAcks:
                 continue
             missed.append(rep)
             failed_live.add(rep.endpoint)
+        if not took and not bad and later:
+            took = await self._back_in_sync(shard, later, method, path_for, content, headers, where)
+            if took:
+                back = {r.endpoint for r in took}
+                later = [rep for rep in later if rep.endpoint not in back]
         hint_args = (shard, method, path_for, content, headers, where, failed_live)
         if not took and not bad and where is not None and where[3] in LOG_WRITES:
             # No in-sync replica answered. A stale one that is reachable and replaying
@@ -161,6 +164,41 @@ class WriteAcks:
             )
         return took
 
+    async def _back_in_sync(
+        self,
+        shard: int,
+        later: list[Replica],
+        method: str,
+        path_for: PathFor,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        where: Where | None,
+    ) -> list[Reply]:
+        """When every live call failed (the shard's in-sync replica hung, say), the
+        replicas that came back in sync while this write was out take it live.
+
+        Through its log instead, a replica just back in sync would go stale again, and its
+        shard would have no replica to read from until the next replay.
+        """
+        book = self.pool.book
+        assert book is not None
+
+        async def live(rep: Replica) -> Reply | None:
+            path = path_for(rep.endpoint)
+            if path is None and where is None:
+                return None
+            async with rep.log.lock:  # no append or truncation while it is written
+                if book.state(rep) != "in-sync":
+                    return None
+                try:
+                    reply = await self._live(shard, rep, method, path, content, headers, where)
+                except ShardCallError:
+                    return None
+            return reply if reply.status < 500 else None
+
+        replies = await asyncio.gather(*(live(rep) for rep in later))
+        return [r for r in replies if r is not None]
+
     async def _through_log(
         self,
         later: list[Replica],
@@ -177,7 +215,7 @@ class WriteAcks:
         assert book is not None
         deadline = time.monotonic() + pool.topology.router.shard_timeout_seconds
         for rep in later:
-            # stale, or back in sync since the write began: either way its log keeps order
+            # stale (one back in sync would have taken the write live): its log keeps order
             if book.state(rep) not in ("stale", "in-sync") or not rep.reachable:
                 continue
             hint = Hint(method, path_for(rep.endpoint), content, dict(headers or {}), where)
@@ -213,12 +251,11 @@ class WriteAcks:
         assert book is not None
         path = path_for(rep.endpoint)
         async with rep.log.lock:
-            if rep.endpoint not in failed_live and book.state(rep) == "in-sync" and path:
+            live = path is not None or where is not None
+            if live and rep.endpoint not in failed_live and book.state(rep) == "in-sync":
                 # It caught up while this write was in flight: it can take it live.
                 try:
-                    reply = await pool.call(
-                        shard, rep.endpoint, method, path, content=content, headers=headers
-                    )
+                    reply = await self._live(shard, rep, method, path, content, headers, where)
                     if reply.status < 500:
                         return
                     why = f"HTTP {reply.status}"
@@ -247,6 +284,43 @@ class WriteAcks:
                     f"its hint could not be kept ({exc}); it now needs a full repair",
                 ) from exc
             self._counted(rep)
+
+    async def _live(
+        self,
+        shard: int,
+        rep: Replica,
+        method: str,
+        path: str | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        where: Where | None,
+    ) -> Reply:
+        """The write to one in-sync replica, live.
+
+        A replica that came back in sync after this request resolved the collection has
+        no id in it yet: its id is asked for first (by name, from that replica). Handing
+        it a hint instead would make it stale again after every replay while writes keep
+        coming, and leave its shard with one replica to read from.
+        """
+        if path is None:
+            assert where is not None
+            path = await self._path_by_name(shard, rep, where, headers)
+        return await self.pool.call(
+            shard, rep.endpoint, method, path, content=content, headers=headers
+        )
+
+    async def _path_by_name(
+        self, shard: int, rep: Replica, where: Where, headers: Mapping[str, str] | None
+    ) -> str:
+        tenant, database, name, suffix = where
+        reply = await self.pool.call(
+            shard, rep.endpoint, "GET", by_name_path(tenant, database, name), headers=headers
+        )
+        if not reply.ok:
+            raise ShardCallError(
+                shard, rep.endpoint, f"collection {name!r} not found there (HTTP {reply.status})"
+            )
+        return id_path(tenant, database, str(reply.json()["id"]), suffix)
 
     def _counted(self, rep: Replica) -> None:
         """A hint is in the replica's log: it is stale until replayed, and the metrics say so."""

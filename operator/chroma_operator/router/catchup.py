@@ -12,9 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import quote
 
-from chroma_operator.router.collections import db_path
+from chroma_operator.router.collections import by_name_path, id_path
 from chroma_operator.router.hints import Hint, coalesce
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.replicas import Replica, ReplicaBook
@@ -118,8 +117,8 @@ class CatchUp:
                 tenant, database, name, suffix = hint.where
                 key = (tenant, database, name)
                 if key not in ids:
-                    where = f"{db_path(tenant, database)}/collections/{quote(name, safe='')}"
-                    reply = await pool.call(rep.shard, rep.endpoint, "GET", where)
+                    by_name = by_name_path(tenant, database, name)
+                    reply = await pool.call(rep.shard, rep.endpoint, "GET", by_name)
                     if reply.status in RETRY_STATUSES:
                         return False
                     ids[key] = str(reply.json()["id"]) if reply.ok else None
@@ -127,7 +126,7 @@ class CatchUp:
                 if coll_id is None:
                     log.warning("hint for %s: collection %s gone; skipped", rep.name, name)
                     return True
-                path = f"{db_path(tenant, database)}/collections/{coll_id}{suffix}"
+                path = id_path(tenant, database, coll_id, suffix)
                 if hint.method == "PUT":
                     ids.clear()  # a modify may rename
             if path is None:

@@ -30,6 +30,16 @@ def db_path(tenant: str, database: str) -> str:
     return f"/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
 
 
+def by_name_path(tenant: str, database: str, name: str) -> str:
+    """Where a replica answers with its own model (and id) of the collection `name`."""
+    return f"{db_path(tenant, database)}/collections/{quote(name, safe='')}"
+
+
+def id_path(tenant: str, database: str, shard_id: str, suffix: str = "") -> str:
+    """A collection's route on one replica, by that replica's own id for it."""
+    return f"{db_path(tenant, database)}/collections/{shard_id}{suffix}"
+
+
 def reply_error(reply: Reply, prefix: str = "") -> ChromaHTTPError:
     """A shard's own error answer, passed on (optionally naming the shard)."""
     try:
@@ -64,7 +74,7 @@ class ResolvedCollection:
         shard_id = self.ids.get(endpoint)
         if shard_id is None:
             return None
-        return f"{db_path(self.tenant, self.database)}/collections/{shard_id}{suffix}"
+        return id_path(self.tenant, self.database, shard_id, suffix)
 
 
 class CollectionMap:
@@ -95,15 +105,21 @@ class CollectionMap:
         targets = self.pool.all_endpoints()
         return targets if book is None else [(s, ep) for s, ep in targets if book.in_sync(ep)]
 
-    def complete(self, coll: ResolvedCollection) -> bool:
-        return all(ep in coll.ids for _, ep in self.readable())
+    def unknown(self, coll: ResolvedCollection) -> list[tuple[int, str]]:
+        """Replicas read from whose id for `coll` this router has not learned yet (one was
+        stale or down when the collection was resolved)."""
+        return [(s, ep) for s, ep in self.readable() if ep not in coll.ids]
 
-    async def _by_name_everywhere(
-        self, tenant: str, database: str, name: str, headers: Mapping[str, str]
+    async def _by_name(
+        self,
+        tenant: str,
+        database: str,
+        name: str,
+        headers: Mapping[str, str],
+        targets: list[tuple[int, str]],
     ) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str]]]:
-        """Each replica's model of `name`, and the replicas that answered "not found"."""
-        path = f"{db_path(tenant, database)}/collections/{quote(name, safe='')}"
-        targets = self.readable()
+        """Each target replica's model of `name`, and those that answered "not found"."""
+        path = by_name_path(tenant, database, name)
         results = await asyncio.gather(
             *(self.pool.call(s, ep, "GET", path, headers=headers) for s, ep in targets),
             return_exceptions=True,
@@ -171,19 +187,10 @@ class CollectionMap:
         self._known[(tenant, database, coll.client_id)] = coll
         return coll
 
-    async def resolve(
-        self,
-        tenant: str,
-        database: str,
-        client_id: str,
-        headers: Mapping[str, str],
-        need_dimension: bool = False,
-    ) -> ResolvedCollection:
-        """The collection behind `client_id`, asking the shards only the first time."""
-        coll = self._known.get((tenant, database, client_id))
-        fresh = coll is not None and not (need_dimension and coll.dimension is None)
-        if coll is not None and fresh and self.complete(coll):
-            return coll
+    async def _primary_model(
+        self, tenant: str, database: str, client_id: str, headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The primary's model of the collection: its name, and proof that it still exists."""
         primary = self.pool.primary
         path = f"{db_path(tenant, database)}/collections/by-id/{client_id}"
         try:
@@ -192,18 +199,59 @@ class CollectionMap:
             raise shard_unavailable(0, primary, exc.reason) from exc
         if not reply.ok:
             raise reply_error(reply)
-        primary_model = reply.json()
-        check_scope(primary_model, tenant, database, client_id)
+        model: dict[str, Any] = reply.json()
+        check_scope(model, tenant, database, client_id)
+        return model
+
+    async def _learn_unknown(
+        self,
+        coll: ResolvedCollection,
+        unknown: list[tuple[int, str]],
+        headers: Mapping[str, str],
+    ) -> bool:
+        """Learn the ids of replicas that came (back) in sync since `coll` was resolved,
+        asking only them, with the primary's check that the collection is still the same.
+
+        Only those replicas are asked, so a hung replica whose id is known stalls nothing
+        here. The ids go into `coll` itself: requests holding it see them too. False when
+        only a full resolve will do (the collection was renamed, or a replica lacks it).
+        """
+        primary_model, (models, missing) = await asyncio.gather(
+            self._primary_model(coll.tenant, coll.database, coll.client_id, headers),
+            self._by_name(coll.tenant, coll.database, coll.name, headers, unknown),
+        )
+        if missing or primary_model.get("name") != coll.name:
+            self.forget(coll.tenant, coll.database, coll.client_id)
+            return False
+        coll.ids.update({ep: str(m["id"]) for ep, m in models.items()})
+        dimension = max_dimension([*models.values(), {"dimension": coll.dimension}])
+        if dimension is not None:
+            coll.dimension = dimension
+        return True
+
+    async def resolve(
+        self,
+        tenant: str,
+        database: str,
+        client_id: str,
+        headers: Mapping[str, str],
+        need_dimension: bool = False,
+    ) -> ResolvedCollection:
+        """The collection behind `client_id`, asking the shards only the first time (and
+        later only the replicas whose id it still lacks)."""
+        coll = self._known.get((tenant, database, client_id))
+        if coll is not None and not (need_dimension and coll.dimension is None):
+            unknown = self.unknown(coll)
+            if not unknown or await self._learn_unknown(coll, unknown, headers):
+                return coll
+        primary_model = await self._primary_model(tenant, database, client_id, headers)
         name = str(primary_model["name"])
-        models, missing = await self._by_name_everywhere(tenant, database, name, headers)
+        models, missing = await self._by_name(tenant, database, name, headers, self.readable())
         if missing:
             models.update(await self._heal(tenant, database, primary_model, missing, headers))
-        models[primary] = primary_model
+        models[self.pool.primary] = primary_model
         learned = self.learn(tenant, database, name, models)
-        assert learned is not None
-        if not self.complete(learned):
-            # Some in-sync replica did not answer: use what we have, ask again next time.
-            self.forget(tenant, database, learned.client_id)
+        assert learned is not None  # a replica that did not answer is asked next time
         return learned
 
 

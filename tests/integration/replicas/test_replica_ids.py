@@ -1,0 +1,151 @@
+"""A replica that comes back in sync while requests still hold the collection as it was
+resolved without it (its id unknown): writes reach it live, and learning its id asks only
+it (and the primary), never a hung sibling.
+
+Before, such a replica was handed each write as a hint, so it went stale again after
+every replay while writers kept going; with its sibling then hung, its shard had no
+replica to read from. The router's own pool, book and collection map, in-process, over
+real `chroma run` servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.router.collections import CollectionMap
+from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.replicas import Replica, ReplicaBook
+from chroma_operator.router.shards import ShardPool
+from replica_harness import DIM
+from router_harness import http_client, make_topology
+
+pytestmark = pytest.mark.slow
+
+TENANT, DATABASE = "default_tenant", "default_database"
+SHARD_TIMEOUT = 5.0
+
+
+@dataclass
+class Router:
+    """The parts of a router that route writes and resolve collections."""
+
+    pool: ShardPool
+    book: ReplicaBook
+    collections: CollectionMap
+
+    def replica(self, server: ChromaServer) -> Replica:
+        rep = self.book.get(server.url)
+        assert rep is not None
+        return rep
+
+
+@pytest.fixture
+async def router(replicas: list[list[ChromaServer]]) -> AsyncIterator[Router]:
+    topology = make_topology(
+        [[s.url for s in shard] for shard in replicas],
+        shard_timeout_seconds=SHARD_TIMEOUT,
+        hints_dir=tempfile.mkdtemp(prefix="hints-"),
+    )
+    book = ReplicaBook(topology)
+    pool = ShardPool(topology, RouterMetrics(), book)
+    yield Router(pool, book, CollectionMap(pool))
+    await pool.aclose()
+
+
+def create_everywhere(replicas: list[list[ChromaServer]], name: str) -> str:
+    """The collection on every replica (each picks its own id); the primary's id."""
+    ids = [http_client(s.port).create_collection(name).id for shard in replicas for s in shard]
+    return str(ids[0])
+
+
+async def test_a_replica_back_in_sync_takes_writes_live_not_as_hints(
+    replicas: list[list[ChromaServer]], router: Router
+) -> None:
+    client_id = create_everywhere(replicas, "back-in-sync")
+    back = router.replica(replicas[0][1])
+    back.stale = True  # it missed a write: resolved without it
+    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+    assert back.endpoint not in coll.ids
+    back.stale = False  # its replay finished; this request still holds `coll`
+
+    body = orjson.dumps({"ids": ["r1"], "embeddings": [[0.5] * DIM]})
+    replies = await router.pool.write(
+        0,
+        "POST",
+        lambda ep: coll.path(ep, "/add"),
+        content=body,
+        where=(TENANT, DATABASE, coll.name, "/add"),
+    )
+
+    assert sorted(r.endpoint for r in replies) == sorted(s.url for s in replicas[0])
+    assert router.book.state(back) == "in-sync" and back.log.pending == 0
+    on_replica = http_client(replicas[0][1].port).get_collection("back-in-sync").get(ids=["r1"])
+    assert on_replica["ids"] == ["r1"]  # there now, not after a replay
+
+
+async def test_learning_a_returned_replicas_id_never_waits_on_a_hung_sibling(
+    replicas: list[list[ChromaServer]], router: Router
+) -> None:
+    client_id = create_everywhere(replicas, "hung-sibling")
+    back, hung = router.replica(replicas[1][1]), replicas[1][0]
+    back.stale = True
+    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+    assert back.endpoint not in coll.ids and hung.url in coll.ids
+    back.stale = False
+    assert hung.pid is not None
+    os.kill(hung.pid, signal.SIGSTOP)  # in sync, id known, not answering
+    try:
+        start = time.monotonic()
+        again = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+        took = time.monotonic() - start
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
+    assert took < SHARD_TIMEOUT / 2, took  # the hung replica was not asked
+    assert again is coll  # completed in place: requests holding it see the id too
+    its_id = http_client(replicas[1][1].port).get_collection("hung-sibling").id
+    assert coll.ids[back.endpoint] == str(its_id)
+
+
+async def test_with_the_live_replica_hung_one_back_in_sync_meanwhile_takes_the_write_live(
+    replicas: list[list[ChromaServer]], router: Router
+) -> None:
+    """The write starts while replica 1 is stale and replica 0 is its only live target;
+    replica 0 hangs, replica 1's replay finishes meanwhile: replica 1 takes the write
+    live and stays in sync (through its log it would go stale again, leaving the shard
+    no replica to read from)."""
+    client_id = create_everywhere(replicas, "back-meanwhile")
+    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+    hung, back = replicas[1][0], router.replica(replicas[1][1])
+    back.stale = True
+    assert hung.pid is not None
+    os.kill(hung.pid, signal.SIGSTOP)
+    try:
+        write = asyncio.ensure_future(
+            router.pool.write(
+                1,
+                "POST",
+                lambda ep: coll.path(ep, "/upsert"),
+                content=orjson.dumps({"ids": ["m1"], "embeddings": [[0.25] * DIM]}),
+                where=(TENANT, DATABASE, coll.name, "/upsert"),
+            )
+        )
+        await asyncio.sleep(0.5)
+        back.stale = False  # its replay finished while the write waits on the hung one
+        replies = await write
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
+    assert [r.endpoint for r in replies] == [back.endpoint]
+    assert router.book.state(back) == "in-sync" and back.log.pending == 0
+    assert router.book.state(router.replica(hung)) == "stale"  # it missed the write
+    got = http_client(replicas[1][1].port).get_collection("back-meanwhile").get(ids=["m1"])
+    assert got["ids"] == ["m1"]
