@@ -77,10 +77,18 @@ class ResolvedCollection:
         return id_path(self.tenant, self.database, shard_id, suffix)
 
 
+# A request waits this long for the ids of replicas back in sync; a lookup still out
+# then (a hung replica) goes on in the background, and the request reads elsewhere.
+LEARN_WAIT_S = 0.5
+
+Key = tuple[str, str, str]
+
+
 class CollectionMap:
     def __init__(self, pool: ShardPool) -> None:
         self.pool = pool
-        self._known: dict[tuple[str, str, str], ResolvedCollection] = {}
+        self._known: dict[Key, ResolvedCollection] = {}
+        self._learning: dict[Key, asyncio.Task[bool]] = {}
 
     def forget(self, tenant: str, database: str, client_id: str) -> None:
         self._known.pop((tenant, database, client_id), None)
@@ -203,6 +211,27 @@ class CollectionMap:
         check_scope(model, tenant, database, client_id)
         return model
 
+    def _learning_task(
+        self,
+        coll: ResolvedCollection,
+        unknown: list[tuple[int, str]],
+        headers: Mapping[str, str],
+    ) -> asyncio.Task[bool]:
+        """One lookup of a collection's missing ids at a time, shared by its requests."""
+        key = (coll.tenant, coll.database, coll.client_id)
+        task = self._learning.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._learn_unknown(coll, unknown, headers))
+            self._learning[key] = task
+
+            def finished(done: asyncio.Task[bool]) -> None:
+                self._learning.pop(key, None)
+                if not done.cancelled():
+                    done.exception()  # retrieved: a request that waited re-raises it
+
+            task.add_done_callback(finished)
+        return task
+
     async def _learn_unknown(
         self,
         coll: ResolvedCollection,
@@ -213,8 +242,9 @@ class CollectionMap:
         asking only them, with the primary's check that the collection is still the same.
 
         Only those replicas are asked, so a hung replica whose id is known stalls nothing
-        here. The ids go into `coll` itself: requests holding it see them too. False when
-        only a full resolve will do (the collection was renamed, or a replica lacks it).
+        here (and a hung one being asked holds a request up `LEARN_WAIT_S` at most). The
+        ids go into `coll` itself: requests holding it see them too. False when only a
+        full resolve will do (the collection was renamed, or a replica lacks it).
         """
         primary_model, (models, missing) = await asyncio.gather(
             self._primary_model(coll.tenant, coll.database, coll.client_id, headers),
@@ -242,8 +272,12 @@ class CollectionMap:
         coll = self._known.get((tenant, database, client_id))
         if coll is not None and not (need_dimension and coll.dimension is None):
             unknown = self.unknown(coll)
-            if not unknown or await self._learn_unknown(coll, unknown, headers):
+            if not unknown:
                 return coll
+            learning = self._learning_task(coll, unknown, headers)
+            done, _ = await asyncio.wait({learning}, timeout=LEARN_WAIT_S)
+            if not done or learning.result():
+                return coll  # still out: this request does without those replicas
         primary_model = await self._primary_model(tenant, database, client_id, headers)
         name = str(primary_model["name"])
         models, missing = await self._by_name(tenant, database, name, headers, self.readable())

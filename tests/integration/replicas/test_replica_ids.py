@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from chroma_operator.local.chroma_server import ChromaServer
-from chroma_operator.router.collections import CollectionMap
+from chroma_operator.router.collections import LEARN_WAIT_S, CollectionMap
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.replicas import Replica, ReplicaBook
 from chroma_operator.router.shards import ShardPool
@@ -149,3 +149,33 @@ async def test_with_the_live_replica_hung_one_back_in_sync_meanwhile_takes_the_w
     assert router.book.state(router.replica(hung)) == "stale"  # it missed the write
     got = http_client(replicas[1][1].port).get_collection("back-meanwhile").get(ids=["m1"])
     assert got["ids"] == ["m1"]
+
+
+async def test_a_returned_replica_that_hangs_holds_lookups_up_half_a_second_at_most(
+    replicas: list[list[ChromaServer]], router: Router
+) -> None:
+    """Its id is still unknown when it hangs (no write has marked it stale yet): each
+    lookup waits LEARN_WAIT_S at most, and the answer completes the collection later."""
+    client_id = create_everywhere(replicas, "returned-hangs")
+    server = replicas[1][1]
+    back = router.replica(server)
+    back.stale = True
+    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+    back.stale = False
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+        for _ in range(3):  # the later ones share the first one's lookup
+            start = time.monotonic()
+            again = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+            slowest = max(slowest, time.monotonic() - start)
+            assert again is coll and back.endpoint not in coll.ids
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert slowest < LEARN_WAIT_S + 0.4, slowest  # not the 5 s shard timeout
+    deadline = time.monotonic() + SHARD_TIMEOUT
+    while back.endpoint not in coll.ids and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # the lookup still out answers once it runs again
+    its_id = http_client(server.port).get_collection("returned-hangs").id
+    assert coll.ids.get(back.endpoint) == str(its_id)
