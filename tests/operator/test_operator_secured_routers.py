@@ -17,7 +17,7 @@ from chroma_operator.reconcile import router_http
 from chroma_operator.reconcile.kube import Kube
 from chroma_operator.reconcile.replica_states import collect
 from chroma_operator.topology import AuthTopology, TlsTopology
-from kube_emulator import ApiServer, running_operator
+from kube_emulator import ApiServer, events_of, running_operator
 from kubectl import cluster_doc, eventually, kubectl_apply
 from router_harness import RouterProcess, make_topology, start_servers
 from tls_certs import CertFiles, make_certs
@@ -104,6 +104,16 @@ async def test_slo_scrape_verifies_the_routers_with_the_ca_config_map(
         assert condition(untrusted)["reason"] == "NoRoutersScraped"
         assert "CERTIFICATE_VERIFY_FAILED" in condition(untrusted)["message"]  # and why
         assert untrusted["status"]["slo"]["routers"] == 0
+        # ... and `kubectl get events` shows it: one Warning, naming the cause.
+        warnings = await eventually(
+            lambda: events_of(apiserver),
+            lambda evs: any(e.get("reason") == "SLORoutersUnreachable" for e in evs),
+            timeout=30,
+        )
+        (warning,) = [e for e in warnings if e.get("reason") == "SLORoutersUnreachable"]
+        assert warning["involvedObject"]["name"] == "untrusted"
+        assert warning["type"] == "Warning"
+        assert "CERTIFICATE_VERIFY_FAILED" in warning["message"]
 
 
 async def test_replica_states_and_placement_epochs_need_the_ca_but_no_token(

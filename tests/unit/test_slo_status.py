@@ -147,3 +147,21 @@ def test_update_reads_the_previous_status() -> None:
     )
     assert [e.reason for e in over.events] == ["SLOBurnRateRecovered"]
     assert over.condition["status"] == "True"
+
+
+def test_a_warning_event_when_routers_exist_but_none_could_be_scraped() -> None:
+    failures = {"https://r0:8000/metrics": "CERTIFICATE_VERIFY_FAILED"}
+    blind = slo_update(_evaluation(None, T0, routers=()), None, failures=failures)
+    (event,) = blind.events
+    assert (event.type, event.reason) == ("Warning", "SLORoutersUnreachable")
+    assert "CERTIFICATE_VERIFY_FAILED" in event.message
+    previous = {"conditions": [blind.condition]}
+    still = slo_update(_evaluation(None, T0 + 30, routers=()), previous, failures=failures)
+    assert still.events == ()  # once per transition, not every interval
+    starting = slo_update(_evaluation(None, T0, routers=()), None, failures={})
+    assert starting.events == ()  # no router to scrape yet: nothing to warn about
+    back = slo_update(_evaluation(0.0, T0 + 60), previous)
+    again = slo_update(
+        _evaluation(None, T0 + 90, routers=()), {"conditions": [back.condition]}, failures=failures
+    )
+    assert [e.reason for e in again.events] == ["SLORoutersUnreachable"]

@@ -20,6 +20,7 @@ from chroma_operator.slo.results import ObjectiveResult, SloEvaluation
 CONDITION_TYPE = "SLOMet"
 EVENT_BURN_RATE_HIGH = "SLOBurnRateHigh"
 EVENT_BURN_RATE_RECOVERED = "SLOBurnRateRecovered"
+EVENT_ROUTERS_UNSCRAPED = "SLORoutersUnreachable"
 
 
 @dataclass(frozen=True)
@@ -205,13 +206,18 @@ def slo_update(
     previous_status = previous_status or {}
     previous_slo = previous_status.get("slo") or {}
     previous_condition = find_condition(previous_status.get("conditions"), CONDITION_TYPE)
-    return SloUpdate(
-        status=slo_status(evaluation),
-        condition=slo_condition(
-            evaluation,
-            previous_condition,
-            observed_generation=observed_generation,
-            failures=failures,
-        ),
-        events=slo_events(evaluation, previous_slo.get("paging") or ()),
+    new_condition = slo_condition(
+        evaluation, previous_condition, observed_generation=observed_generation, failures=failures
     )
+    events = slo_events(evaluation, previous_slo.get("paging") or ())
+    if failures and _newly_unscraped(new_condition, previous_condition):
+        events += (Event("Warning", EVENT_ROUTERS_UNSCRAPED, new_condition["message"]),)
+    return SloUpdate(status=slo_status(evaluation), condition=new_condition, events=events)
+
+
+def _newly_unscraped(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> bool:
+    """The SLO check just went blind: routers exist but none could be read (an untrusted
+    CA, a refusal). Once per transition, so `kubectl get events` shows it without a
+    Warning every interval; a cluster still starting (no routers yet) posts none."""
+    was_unscraped = before is not None and before.get("reason") == "NoRoutersScraped"
+    return now.get("reason") == "NoRoutersScraped" and not was_unscraped
