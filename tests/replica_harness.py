@@ -3,7 +3,11 @@ waiting for catch-up, and every record of one replica for byte-for-byte comparis
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,17 @@ def router_for(grid: list[list[ChromaServer]], hints: Path, **replication: Any) 
     )
     # info: the router's log then says when each replica was back in sync, too
     return RouterProcess(topology, args=["--log-level", "info"])
+
+
+@contextmanager
+def hung(server: ChromaServer) -> Iterator[None]:
+    """The replica's process stopped (SIGSTOP): connections open, nothing answered."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
 
 
 def replica_view(router: RouterProcess) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chroma_operator.router.collections import by_name_path, id_path, reply_error
@@ -50,6 +51,26 @@ RETRY_AFTER_MAX_S = 5
 LOG_WRITES = ("/add", "/upsert", "/update")
 
 
+@dataclass(frozen=True)
+class ShardWrite:
+    """One write to one shard, as every replica of it gets it (live or as a hint)."""
+
+    shard: int
+    method: str
+    path_for: PathFor
+    content: bytes | None
+    headers: Mapping[str, str] | None
+    where: Where | None
+
+    def can_go_live(self, endpoint: str) -> bool:
+        """Its path there is known, or can be asked for by name."""
+        return self.path_for(endpoint) is not None or self.where is not None
+
+    def hint(self, endpoint: str) -> Hint:
+        path = self.path_for(endpoint)
+        return Hint(self.method, path, self.content, dict(self.headers or {}), self.where)
+
+
 class WriteAcks:
     def __init__(self, pool: ShardPool) -> None:
         self.pool = pool
@@ -66,8 +87,9 @@ class WriteAcks:
     ) -> list[Reply]:
         pool = self.pool
         book = pool.book
+        w = ShardWrite(shard, method, path_for, content, headers, where)
         if book is None:
-            return await self._everywhere(shard, method, path_for, content, headers)
+            return await self._everywhere(w)
         blocked = book.write_blocked(shard)
         if blocked is not None:
             wait = max(1, int(blocked.expires - time.monotonic()))
@@ -78,29 +100,27 @@ class WriteAcks:
                 "retry after the backup releases it",
                 {"Retry-After": str(min(wait, RETRY_AFTER_MAX_S))},
             )
-        live: list[tuple[Replica, str | None]] = []
+        live: list[Replica] = []
         later: list[Replica] = []
         for ep in pool.shards[shard]:
             rep = book.get(ep)
             assert rep is not None
             state = book.state(rep)
-            path = path_for(ep)
-            if state == "in-sync" and (path is not None or where is not None):
-                live.append((rep, path))  # no path yet: its id is looked up on the way
+            if state == "in-sync" and w.can_go_live(ep):
+                live.append(rep)  # no path yet: its id is looked up on the way
             elif state == "repairing":
                 continue  # a full repair copies everything; no hints for it
             else:
                 later.append(rep)
         results = await asyncio.gather(
-            *(self._live(shard, rep, method, path, content, headers, where) for rep, path in live),
-            return_exceptions=True,
+            *(self._live(rep, w) for rep in live), return_exceptions=True
         )
         took: list[Reply] = []
         missed: list[Replica] = []
         failed_live: set[str] = set()
         errors: list[ShardCallError] = []
         bad: list[Reply] = []
-        for (rep, _), r in zip(live, results, strict=True):
+        for rep, r in zip(live, results, strict=True):
             if isinstance(r, ShardCallError):
                 errors.append(r)
             elif isinstance(r, BaseException):
@@ -113,21 +133,18 @@ class WriteAcks:
             missed.append(rep)
             failed_live.add(rep.endpoint)
         if not took and not bad and later:
-            took = await self._back_in_sync(shard, later, method, path_for, content, headers, where)
+            took = await self._back_in_sync(later, w)
             if took:
                 back = {r.endpoint for r in took}
                 later = [rep for rep in later if rep.endpoint not in back]
-        hint_args = (shard, method, path_for, content, headers, where, failed_live)
         if not took and not bad and where is not None and where[3] in LOG_WRITES:
             # No in-sync replica answered. A stale one that is reachable and replaying
             # its log can still take the write in order, through that log (writes whose
             # answer carries nothing the client needs: not deletes, which count).
-            rescuer, applied = await self._through_log(
-                later, method, path_for, content, headers, where
-            )
+            rescuer, applied = await self._through_log(later, w)
             if rescuer is not None:
                 others = [rep for rep in [*missed, *later] if rep is not rescuer]
-                await asyncio.gather(*(self._hint(rep, *hint_args) for rep in others))
+                await asyncio.gather(*(self._hint(rep, w, failed_live) for rep in others))
                 if applied:
                     return [Reply(shard, rescuer.endpoint, 200, b"{}", None)]
                 raise ShardCallError(
@@ -152,7 +169,7 @@ class WriteAcks:
                 log_stale(rep, shard, why.get(rep.endpoint, "no answer"))
         if changed:
             await book.announce()
-        await asyncio.gather(*(self._hint(rep, *hint_args) for rep in [*missed, *later]))
+        await asyncio.gather(*(self._hint(rep, w, failed_live) for rep in [*missed, *later]))
         need = book.topology.replication.min_acks
         if len(took) < need:
             raise ChromaHTTPError(
@@ -164,16 +181,7 @@ class WriteAcks:
             )
         return took
 
-    async def _back_in_sync(
-        self,
-        shard: int,
-        later: list[Replica],
-        method: str,
-        path_for: PathFor,
-        content: bytes | None,
-        headers: Mapping[str, str] | None,
-        where: Where | None,
-    ) -> list[Reply]:
+    async def _back_in_sync(self, later: list[Replica], w: ShardWrite) -> list[Reply]:
         """When every live call failed (the shard's in-sync replica hung, say), the
         replicas that came back in sync while this write was out take it live.
 
@@ -184,29 +192,19 @@ class WriteAcks:
         assert book is not None
 
         async def live(rep: Replica) -> Reply | None:
-            path = path_for(rep.endpoint)
-            if path is None and where is None:
+            if not w.can_go_live(rep.endpoint):
                 return None
             async with rep.log.lock:  # no append or truncation while it is written
                 if book.state(rep) != "in-sync":
                     return None
-                try:
-                    reply = await self._live(shard, rep, method, path, content, headers, where)
-                except ShardCallError:
-                    return None
-            return reply if reply.status < 500 else None
+                reply, _ = await self._take_live(rep, w)
+            return reply
 
         replies = await asyncio.gather(*(live(rep) for rep in later))
         return [r for r in replies if r is not None]
 
     async def _through_log(
-        self,
-        later: list[Replica],
-        method: str,
-        path_for: PathFor,
-        content: bytes | None,
-        headers: Mapping[str, str] | None,
-        where: Where | None,
+        self, later: list[Replica], w: ShardWrite
     ) -> tuple[Replica | None, bool]:
         """(the stale replica whose log took the write, whether its replay applied it
         within the shard timeout); (None, False) when no stale replica could take it."""
@@ -218,10 +216,9 @@ class WriteAcks:
             # stale (one back in sync would have taken the write live): its log keeps order
             if book.state(rep) not in ("stale", "in-sync") or not rep.reachable:
                 continue
-            hint = Hint(method, path_for(rep.endpoint), content, dict(headers or {}), where)
             async with rep.log.lock:
                 try:
-                    await rep.log.append(hint)
+                    await rep.log.append(w.hint(rep.endpoint))
                 except (HintLogError, HintLogFull):
                     continue
                 target = rep.log.size
@@ -234,41 +231,25 @@ class WriteAcks:
             return rep, False
         return None, False
 
-    async def _hint(
-        self,
-        rep: Replica,
-        shard: int,
-        method: str,
-        path_for: PathFor,
-        content: bytes | None,
-        headers: Mapping[str, str] | None,
-        where: Where | None,
-        failed_live: set[str],
-    ) -> None:
+    async def _hint(self, rep: Replica, w: ShardWrite, failed_live: set[str]) -> None:
         """Make the replica's copy of this write durable in its hint log."""
         pool = self.pool
         book = pool.book
         assert book is not None
-        path = path_for(rep.endpoint)
         async with rep.log.lock:
-            live = path is not None or where is not None
-            if live and rep.endpoint not in failed_live and book.state(rep) == "in-sync":
+            ep = rep.endpoint
+            if ep not in failed_live and w.can_go_live(ep) and book.state(rep) == "in-sync":
                 # It caught up while this write was in flight: it can take it live.
-                try:
-                    reply = await self._live(shard, rep, method, path, content, headers, where)
-                    if reply.status < 500:
-                        return
-                    why = f"HTTP {reply.status}"
-                except ShardCallError as exc:
-                    why = exc.reason
+                reply, why = await self._take_live(rep, w)
+                if reply is not None:
+                    return
                 if book.mark_stale(rep):
-                    log_stale(rep, shard, why)
+                    log_stale(rep, w.shard, why)
                     book.spawn_announce()
             if rep.repairing:
                 return
-            hint = Hint(method, path, content, dict(headers or {}), where)
             try:
-                await rep.log.append(hint)
+                await rep.log.append(w.hint(ep))
             except HintLogFull:
                 rep.stale = False
                 pool.metrics.hints_pending.labels(rep.name).set(0)
@@ -280,21 +261,23 @@ class WriteAcks:
                 raise ChromaHTTPError(
                     503,
                     "ChromaError",
-                    f"Shard {shard}: write not acknowledged: replica {rep.name} missed it and "
+                    f"Shard {w.shard}: write not acknowledged: replica {rep.name} missed it and "
                     f"its hint could not be kept ({exc}); it now needs a full repair",
                 ) from exc
             self._counted(rep)
 
-    async def _live(
-        self,
-        shard: int,
-        rep: Replica,
-        method: str,
-        path: str | None,
-        content: bytes | None,
-        headers: Mapping[str, str] | None,
-        where: Where | None,
-    ) -> Reply:
+    async def _take_live(self, rep: Replica, w: ShardWrite) -> tuple[Reply | None, str]:
+        """A replica now in sync takes the write live (the caller holds its log's lock):
+        (its answer, "") when it took it, else (None, why not)."""
+        try:
+            reply = await self._live(rep, w)
+        except ShardCallError as exc:
+            return None, exc.reason
+        if reply.status >= 500:
+            return None, f"HTTP {reply.status}"
+        return reply, ""
+
+    async def _live(self, rep: Replica, w: ShardWrite) -> Reply:
         """The write to one in-sync replica, live.
 
         A replica that came back in sync after this request resolved the collection has
@@ -302,23 +285,22 @@ class WriteAcks:
         it a hint instead would make it stale again after every replay while writes keep
         coming, and leave its shard with one replica to read from.
         """
+        path = w.path_for(rep.endpoint)
         if path is None:
-            assert where is not None
-            path = await self._path_by_name(shard, rep, where, headers)
+            path = await self._path_by_name(rep, w)
         return await self.pool.call(
-            shard, rep.endpoint, method, path, content=content, headers=headers
+            w.shard, rep.endpoint, w.method, path, content=w.content, headers=w.headers
         )
 
-    async def _path_by_name(
-        self, shard: int, rep: Replica, where: Where, headers: Mapping[str, str] | None
-    ) -> str:
-        tenant, database, name, suffix = where
+    async def _path_by_name(self, rep: Replica, w: ShardWrite) -> str:
+        assert w.where is not None
+        tenant, database, name, suffix = w.where
         reply = await self.pool.call(
-            shard, rep.endpoint, "GET", by_name_path(tenant, database, name), headers=headers
+            w.shard, rep.endpoint, "GET", by_name_path(tenant, database, name), headers=w.headers
         )
         if not reply.ok:
             raise ShardCallError(
-                shard, rep.endpoint, f"collection {name!r} not found there (HTTP {reply.status})"
+                w.shard, rep.endpoint, f"collection {name!r} not found there (HTTP {reply.status})"
             )
         return id_path(tenant, database, str(reply.json()["id"]), suffix)
 
@@ -328,21 +310,16 @@ class WriteAcks:
         self.pool.metrics.hints_written.labels(rep.name).inc()
         self.pool.metrics.hints_pending.labels(rep.name).set(rep.log.pending)
 
-    async def _everywhere(
-        self,
-        shard: int,
-        method: str,
-        path_for: PathFor,
-        content: bytes | None,
-        headers: Mapping[str, str] | None,
-    ) -> list[Reply]:
+    async def _everywhere(self, w: ShardWrite) -> list[Reply]:
         """No replica book (bare pools in tools): every replica, any failure raises."""
         calls = []
-        for ep in self.pool.shards[shard]:
-            path = path_for(ep)
+        for ep in self.pool.shards[w.shard]:
+            path = w.path_for(ep)
             if path is None:
-                raise ShardCallError(shard, ep, "collection unknown on this replica")
-            calls.append(self.pool.call(shard, ep, method, path, content=content, headers=headers))
+                raise ShardCallError(w.shard, ep, "collection unknown on this replica")
+            calls.append(
+                self.pool.call(w.shard, ep, w.method, path, content=w.content, headers=w.headers)
+            )
         replies: list[Reply] = []
         for r in await asyncio.gather(*calls, return_exceptions=True):
             if isinstance(r, BaseException):

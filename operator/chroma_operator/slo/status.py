@@ -21,6 +21,7 @@ CONDITION_TYPE = "SLOMet"
 EVENT_BURN_RATE_HIGH = "SLOBurnRateHigh"
 EVENT_BURN_RATE_RECOVERED = "SLOBurnRateRecovered"
 EVENT_ROUTERS_UNSCRAPED = "SLORoutersUnreachable"
+REASON_NO_ROUTERS = "NoRoutersScraped"
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def condition_fields(
     if not evaluation.routers:
         return (
             "Unknown",
-            "NoRoutersScraped",
+            REASON_NO_ROUTERS,
             "no router answered on /metrics" + _why_unscraped(failures),
         )
     if not evaluation.has_data:
@@ -219,5 +220,5 @@ def _newly_unscraped(now: Mapping[str, Any], before: Mapping[str, Any] | None) -
     """The SLO check just went blind: routers exist but none could be read (an untrusted
     CA, a refusal). Once per transition, so `kubectl get events` shows it without a
     Warning every interval; a cluster still starting (no routers yet) posts none."""
-    was_unscraped = before is not None and before.get("reason") == "NoRoutersScraped"
-    return now.get("reason") == "NoRoutersScraped" and not was_unscraped
+    was_unscraped = before is not None and before.get("reason") == REASON_NO_ROUTERS
+    return now.get("reason") == REASON_NO_ROUTERS and not was_unscraped

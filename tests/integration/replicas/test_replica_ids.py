@@ -11,8 +11,6 @@ real `chroma run` servers.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -22,11 +20,11 @@ import orjson
 import pytest
 
 from chroma_operator.local.chroma_server import ChromaServer
-from chroma_operator.router.collections import LEARN_WAIT_S, CollectionMap
+from chroma_operator.router.collections import LEARN_WAIT_S, CollectionMap, ResolvedCollection
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.replicas import Replica, ReplicaBook
-from chroma_operator.router.shards import ShardPool
-from replica_harness import DIM
+from chroma_operator.router.shards import Reply, ShardPool
+from replica_harness import DIM, hung
 from router_harness import http_client, make_topology
 
 pytestmark = pytest.mark.slow
@@ -48,6 +46,34 @@ class Router:
         assert rep is not None
         return rep
 
+    async def resolve(self, client_id: str) -> ResolvedCollection:
+        return await self.collections.resolve(TENANT, DATABASE, client_id, {})
+
+    async def resolved_while_stale(
+        self, replicas: list[list[ChromaServer]], name: str, server: ChromaServer
+    ) -> tuple[ResolvedCollection, Replica]:
+        """A new collection on every replica, looked up while `server` was stale, which
+        is back in sync now (its replay finished): the lookup has no id for it."""
+        client_id = create_everywhere(replicas, name)
+        back = self.replica(server)
+        back.stale = True
+        coll = await self.resolve(client_id)
+        back.stale = False
+        assert back.endpoint not in coll.ids
+        return coll, back
+
+    async def write_one(
+        self, shard: int, coll: ResolvedCollection, suffix: str, record_id: str
+    ) -> list[Reply]:
+        """One record, written as the record routes write it."""
+        return await self.pool.write(
+            shard,
+            "POST",
+            lambda ep: coll.path(ep, suffix),
+            content=orjson.dumps({"ids": [record_id], "embeddings": [[0.5] * DIM]}),
+            where=(TENANT, DATABASE, coll.name, suffix),
+        )
+
 
 @pytest.fixture
 async def router(replicas: list[list[ChromaServer]]) -> AsyncIterator[Router]:
@@ -68,24 +94,17 @@ def create_everywhere(replicas: list[list[ChromaServer]], name: str) -> str:
     return str(ids[0])
 
 
+def own_id(server: ChromaServer, name: str) -> str:
+    """The replica's own id for collection `name`."""
+    return str(http_client(server.port).get_collection(name).id)
+
+
 async def test_a_replica_back_in_sync_takes_writes_live_not_as_hints(
     replicas: list[list[ChromaServer]], router: Router
 ) -> None:
-    client_id = create_everywhere(replicas, "back-in-sync")
-    back = router.replica(replicas[0][1])
-    back.stale = True  # it missed a write: resolved without it
-    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
-    assert back.endpoint not in coll.ids
-    back.stale = False  # its replay finished; this request still holds `coll`
+    coll, back = await router.resolved_while_stale(replicas, "back-in-sync", replicas[0][1])
 
-    body = orjson.dumps({"ids": ["r1"], "embeddings": [[0.5] * DIM]})
-    replies = await router.pool.write(
-        0,
-        "POST",
-        lambda ep: coll.path(ep, "/add"),
-        content=body,
-        where=(TENANT, DATABASE, coll.name, "/add"),
-    )
+    replies = await router.write_one(0, coll, "/add", "r1")  # this request still holds `coll`
 
     assert sorted(r.endpoint for r in replies) == sorted(s.url for s in replicas[0])
     assert router.book.state(back) == "in-sync" and back.log.pending == 0
@@ -96,24 +115,16 @@ async def test_a_replica_back_in_sync_takes_writes_live_not_as_hints(
 async def test_learning_a_returned_replicas_id_never_waits_on_a_hung_sibling(
     replicas: list[list[ChromaServer]], router: Router
 ) -> None:
-    client_id = create_everywhere(replicas, "hung-sibling")
-    back, hung = router.replica(replicas[1][1]), replicas[1][0]
-    back.stale = True
-    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
-    assert back.endpoint not in coll.ids and hung.url in coll.ids
-    back.stale = False
-    assert hung.pid is not None
-    os.kill(hung.pid, signal.SIGSTOP)  # in sync, id known, not answering
-    try:
+    coll, back = await router.resolved_while_stale(replicas, "hung-sibling", replicas[1][1])
+    sibling = replicas[1][0]
+    assert sibling.url in coll.ids
+    with hung(sibling):  # in sync, id known, not answering
         start = time.monotonic()
-        again = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+        again = await router.resolve(coll.client_id)
         took = time.monotonic() - start
-    finally:
-        os.kill(hung.pid, signal.SIGCONT)
     assert took < SHARD_TIMEOUT / 2, took  # the hung replica was not asked
     assert again is coll  # completed in place: requests holding it see the id too
-    its_id = http_client(replicas[1][1].port).get_collection("hung-sibling").id
-    assert coll.ids[back.endpoint] == str(its_id)
+    assert coll.ids[back.endpoint] == own_id(replicas[1][1], "hung-sibling")
 
 
 async def test_with_the_live_replica_hung_one_back_in_sync_meanwhile_takes_the_write_live(
@@ -123,30 +134,17 @@ async def test_with_the_live_replica_hung_one_back_in_sync_meanwhile_takes_the_w
     replica 0 hangs, replica 1's replay finishes meanwhile: replica 1 takes the write
     live and stays in sync (through its log it would go stale again, leaving the shard
     no replica to read from)."""
-    client_id = create_everywhere(replicas, "back-meanwhile")
-    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
-    hung, back = replicas[1][0], router.replica(replicas[1][1])
+    coll = await router.resolve(create_everywhere(replicas, "back-meanwhile"))
+    sibling, back = replicas[1][0], router.replica(replicas[1][1])
     back.stale = True
-    assert hung.pid is not None
-    os.kill(hung.pid, signal.SIGSTOP)
-    try:
-        write = asyncio.ensure_future(
-            router.pool.write(
-                1,
-                "POST",
-                lambda ep: coll.path(ep, "/upsert"),
-                content=orjson.dumps({"ids": ["m1"], "embeddings": [[0.25] * DIM]}),
-                where=(TENANT, DATABASE, coll.name, "/upsert"),
-            )
-        )
+    with hung(sibling):
+        write = asyncio.ensure_future(router.write_one(1, coll, "/upsert", "m1"))
         await asyncio.sleep(0.5)
         back.stale = False  # its replay finished while the write waits on the hung one
         replies = await write
-    finally:
-        os.kill(hung.pid, signal.SIGCONT)
     assert [r.endpoint for r in replies] == [back.endpoint]
     assert router.book.state(back) == "in-sync" and back.log.pending == 0
-    assert router.book.state(router.replica(hung)) == "stale"  # it missed the write
+    assert router.book.state(router.replica(sibling)) == "stale"  # it missed the write
     got = http_client(replicas[1][1].port).get_collection("back-meanwhile").get(ids=["m1"])
     assert got["ids"] == ["m1"]
 
@@ -156,26 +154,17 @@ async def test_a_returned_replica_that_hangs_holds_lookups_up_half_a_second_at_m
 ) -> None:
     """Its id is still unknown when it hangs (no write has marked it stale yet): each
     lookup waits LEARN_WAIT_S at most, and the answer completes the collection later."""
-    client_id = create_everywhere(replicas, "returned-hangs")
     server = replicas[1][1]
-    back = router.replica(server)
-    back.stale = True
-    coll = await router.collections.resolve(TENANT, DATABASE, client_id, {})
-    back.stale = False
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
+    coll, back = await router.resolved_while_stale(replicas, "returned-hangs", server)
+    with hung(server):
         slowest = 0.0
         for _ in range(3):  # the later ones share the first one's lookup
             start = time.monotonic()
-            again = await router.collections.resolve(TENANT, DATABASE, client_id, {})
+            again = await router.resolve(coll.client_id)
             slowest = max(slowest, time.monotonic() - start)
             assert again is coll and back.endpoint not in coll.ids
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
     assert slowest < LEARN_WAIT_S + 0.4, slowest  # not the 5 s shard timeout
     deadline = time.monotonic() + SHARD_TIMEOUT
     while back.endpoint not in coll.ids and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # the lookup still out answers once it runs again
-    its_id = http_client(server.port).get_collection("returned-hangs").id
-    assert coll.ids.get(back.endpoint) == str(its_id)
+    assert coll.ids.get(back.endpoint) == own_id(server, "returned-hangs")
