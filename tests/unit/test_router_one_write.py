@@ -1,13 +1,16 @@
 """Each router answer leaves in one write: head and body together, bytes never reordered.
 
-The transport tests record what reaches a real socket pair's transport on a real loop;
-the server test runs uvicorn with the protocol and reads the first segment a client gets.
+The transport tests record each write the held-head transport makes on a real socket
+pair's transport, on a real loop, and what arrives at the far end;
+the server test runs uvicorn with the protocol and reads, on a thread of its own, the first
+segment a client gets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -17,61 +20,86 @@ from starlette.routing import Route
 
 from chroma_operator.local.chroma_server import free_port
 from chroma_operator.router.one_write import HeldHeadTransport, OneWriteHttpToolsProtocol
+from kubectl import eventually
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
 
-class Recording(asyncio.Protocol):
-    """The far end of a socket pair: every chunk as it arrived."""
+class Received(asyncio.Protocol):
+    """The far end of a socket pair: the bytes that arrived."""
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+        self.data = b""
 
     def data_received(self, data: bytes) -> None:
-        self.chunks.append(data)
+        self.data += data
 
 
-async def pair() -> tuple[HeldHeadTransport, Recording, asyncio.AbstractEventLoop]:
+class Wire:
+    """The near end's real transport, with each write it was asked to make on record (a
+    client on the same loop reads only after the step, so it cannot count writes)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+async def pair() -> tuple[HeldHeadTransport, Wire, Received]:
     loop = asyncio.get_running_loop()
     near, far = socket.socketpair()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, near)
-    far_end = Recording()
-    await loop.connect_accepted_socket(lambda: far_end, far)
-    return HeldHeadTransport(transport, loop), far_end, loop  # type: ignore[arg-type]
+    received = Received()
+    await loop.connect_accepted_socket(lambda: received, far)
+    wire = Wire(transport)  # type: ignore[arg-type]
+    return HeldHeadTransport(wire, loop), wire, received  # type: ignore[arg-type]
 
 
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0.01)
+async def arrived(far: Received, expected: bytes) -> bytes:
+    """What the far end got, once it is `expected` (or the wait's error)."""
+
+    async def data() -> bytes:
+        await asyncio.sleep(0)
+        return far.data
+
+    return await eventually(data, lambda d: d == expected, timeout=5)
 
 
-async def test_head_and_body_written_in_one_step_arrive_as_one_chunk() -> None:
-    held, far, _ = await pair()
+async def test_head_and_body_written_in_one_step_leave_in_one_write() -> None:
+    held, wire, far = await pair()
     held.write(HEAD)
     held.write(b"{}")
-    await settle()
-    assert far.chunks == [HEAD + b"{}"]
+    assert wire.writes == [HEAD + b"{}"]
+    assert await arrived(far, HEAD + b"{}") == HEAD + b"{}"
     held.close()
 
 
 async def test_a_head_alone_still_leaves_on_the_next_turn_of_the_loop() -> None:
-    held, far, _ = await pair()
+    held, wire, far = await pair()
     held.write(HEAD)
-    await settle()
-    assert far.chunks == [HEAD]
+    assert wire.writes == []  # held for now
+    assert await arrived(far, HEAD) == HEAD
     held.write(b"{}")  # a streamed body, later: after the head, never before
-    await settle()
-    assert b"".join(far.chunks) == HEAD + b"{}"
+    assert wire.writes == [HEAD, b"{}"]
+    assert await arrived(far, HEAD + b"{}") == HEAD + b"{}"
     held.close()
 
 
 async def test_other_writes_pass_straight_through_and_close_flushes_a_held_head() -> None:
-    held, far, _ = await pair()
+    held, wire, far = await pair()
     held.write(b"HTTP/1.1 100 Continue")  # not a whole head: not held
+    assert wire.writes == [b"HTTP/1.1 100 Continue"]
     held.write(HEAD)
     held.close()
-    await settle()
-    assert b"".join(far.chunks) == b"HTTP/1.1 100 Continue" + HEAD
+    assert wire.writes == [b"HTTP/1.1 100 Continue", HEAD]
+    expected = b"HTTP/1.1 100 Continue" + HEAD
+    assert await arrived(far, expected) == expected
     assert held.is_closing()  # everything else is the transport's own
 
 
@@ -88,6 +116,23 @@ async def stream(_: Request) -> StreamingResponse:
     return StreamingResponse(parts())
 
 
+def first_segments(port: int, path: bytes, times: int) -> list[bytes]:
+    """A blocking client on its own thread: what its first `recv` got for each of
+    `times` requests on one keep-alive connection. A client on the server's own loop
+    could not tell one write from two: it reads only after the server's step is done."""
+    firsts = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for _ in range(times):
+            sock.sendall(b"GET " + path + b" HTTP/1.1\r\nhost: x\r\n\r\n")
+            firsts.append(sock.recv(65536))  # returns as soon as the first segment is in
+            while not firsts[-1].endswith(b"}"):  # the rest of a split answer, if any
+                more = sock.recv(65536)
+                if not more:
+                    break
+                firsts[-1] += b"|" + more  # marks where the answer was split
+    return firsts
+
+
 async def test_uvicorn_with_the_protocol_sends_a_whole_answer_in_the_first_segment() -> None:
     app = Starlette(routes=[Route("/small", small), Route("/stream", stream)])
     port = free_port()
@@ -98,13 +143,13 @@ async def test_uvicorn_with_the_protocol_sends_a_whole_answer_in_the_first_segme
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
+            assert not serving.done(), "uvicorn did not start"
             await asyncio.sleep(0.01)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(3):  # keep-alive: every answer on the connection, not just the first
-            writer.write(b"GET /small HTTP/1.1\r\nhost: x\r\n\r\n")
-            first = await reader.read(65536)  # the first segment that arrives, as it is
+        # keep-alive: every answer on the connection, not just the first
+        for first in await asyncio.to_thread(first_segments, port, b"/small", 100):
             assert first.startswith(b"HTTP/1.1 200 OK\r\n")
             assert first.endswith(b'\r\n\r\n{"nanosecond heartbeat":1}')
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
         answer = b""
         while not answer.endswith(b"0\r\n\r\n"):

@@ -20,7 +20,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 class HeldHeadTransport:
     """A transport that holds a response head until the next write, or the next turn
-    of the loop, whichever comes first. Everything else is the transport's own."""
+    of the loop, whichever comes first (an interim `100 Continue` too: one turn at most).
+    Everything else is the transport's own."""
 
     __slots__ = ("_held", "_loop", "_transport")
 
@@ -33,7 +34,7 @@ class HeldHeadTransport:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held + bytes(data))
+            self._transport.write(held + data)
         elif isinstance(data, bytes) and data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n"):
             self._held = data
             self._loop.call_soon(self.flush)
