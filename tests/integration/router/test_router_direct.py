@@ -1,0 +1,227 @@
+"""Queries served outside ASGI (`router/direct.py`): the same answers, over HTTP/1.1 as
+uvicorn speaks it.
+
+The module's router is the CLI's process, so every query here takes the direct path;
+raw sockets check the framing a client library would hide (pipelining, `Connection:
+close`, `Expect: 100-continue`, HTTP/1.0). One uvicorn server in the test's own loop
+counts what reaches the ASGI app, to show that queries do not and that the rest does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from chroma_operator.local.chroma_server import ChromaServer, free_port
+from chroma_operator.router.app import create_app
+from chroma_operator.router.direct import direct_protocol
+from kubectl import eventually
+from router_harness import RouterProcess, make_topology
+
+pytestmark = pytest.mark.slow
+
+DB = "/api/v2/tenants/default_tenant/databases/default_database"
+VECTORS = [[float(i), float(i % 5), 1.0] for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def collection_id(router: RouterProcess) -> str:
+    col = router.client().create_collection("direct-path", embedding_function=None)
+    col.add(ids=[f"id{i}" for i in range(len(VECTORS))], embeddings=VECTORS)
+    return str(col.id)
+
+
+def query_request(cid: str, k: int, *, extra: bytes = b"", version: bytes = b"1.1") -> bytes:
+    body = orjson.dumps({"query_embeddings": [[3.0, 3.0, 1.0]], "n_results": k})
+    return (
+        b"POST %s/collections/%s/query HTTP/%s\r\nhost: test\r\ncontent-type: application/json"
+        b"\r\ncontent-length: %d\r\n%s\r\n%s"
+        % (DB.encode(), cid.encode(), version, len(body), extra, body)
+    )
+
+
+def read_answer(stream: BinaryIO) -> tuple[bytes, dict[str, str], bytes]:
+    """One HTTP answer from a buffered socket stream: status line, headers, body."""
+    status = stream.readline().rstrip(b"\r\n")
+    headers: dict[str, str] = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = stream.read(int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+@pytest.fixture
+def conn(router: RouterProcess) -> Iterator[tuple[socket.socket, BinaryIO]]:
+    sock = socket.create_connection(("127.0.0.1", router.port), timeout=10)
+    stream = sock.makefile("rb")
+    try:
+        yield sock, stream
+    finally:
+        stream.close()
+        sock.close()
+
+
+def test_a_direct_answer_carries_what_uvicorn_and_the_route_would_write(
+    router: RouterProcess, collection_id: str, conn: tuple[socket.socket, BinaryIO]
+) -> None:
+    sock, stream = conn
+    sock.sendall(query_request(collection_id, 3))
+    status, headers, body = read_answer(stream)
+    assert status == b"HTTP/1.1 200 OK"
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    assert headers["server"] == "uvicorn" and headers["date"]
+    assert len(headers["chroma-trace-id"]) == 32
+    assert headers["server-timing"].startswith("router;dur=")
+    expected = (
+        router.client()
+        .get_collection("direct-path")
+        .query(query_embeddings=[[3.0, 3.0, 1.0]], n_results=3)
+    )
+    assert orjson.loads(body)["ids"] == expected["ids"]
+
+
+def test_pipelined_queries_are_answered_in_order_on_one_connection(
+    collection_id: str, conn: tuple[socket.socket, BinaryIO]
+) -> None:
+    sock, stream = conn
+    sock.sendall(b"".join(query_request(collection_id, k) for k in (1, 4, 2)))
+    sizes = []
+    for _ in range(3):
+        status, _, body = read_answer(stream)
+        assert status == b"HTTP/1.1 200 OK"
+        sizes.append(len(orjson.loads(body)["ids"][0]))
+    assert sizes == [1, 4, 2]
+    sock.sendall(query_request(collection_id, 5))  # and the connection is still good
+    assert len(orjson.loads(read_answer(stream)[2])["ids"][0]) == 5
+
+
+@pytest.mark.parametrize(("extra", "version"), [(b"connection: close\r\n", b"1.1"), (b"", b"1.0")])
+def test_an_answer_that_ends_the_connection_says_so_and_closes_it(
+    collection_id: str, conn: tuple[socket.socket, BinaryIO], extra: bytes, version: bytes
+) -> None:
+    sock, stream = conn
+    sock.sendall(query_request(collection_id, 2, extra=extra, version=version))
+    status, headers, body = read_answer(stream)
+    assert status.endswith(b" 200 OK")
+    assert headers["connection"] == "close"
+    assert len(orjson.loads(body)["ids"][0]) == 2
+    assert stream.read() == b""  # closed by the router
+
+
+def test_expect_100_continue_gets_its_interim_answer_before_the_body(
+    collection_id: str, conn: tuple[socket.socket, BinaryIO]
+) -> None:
+    sock, stream = conn
+    request = query_request(collection_id, 2, extra=b"expect: 100-continue\r\n")
+    head, body = request.split(b"\r\n\r\n", 1)
+    sock.sendall(head + b"\r\n\r\n")
+    assert stream.readline() == b"HTTP/1.1 100 Continue\r\n"
+    assert stream.readline() == b"\r\n"
+    sock.sendall(body)
+    status, _, answer = read_answer(stream)
+    assert status == b"HTTP/1.1 200 OK"
+    assert len(orjson.loads(answer)["ids"][0]) == 2
+
+
+def test_a_bad_query_gets_chromas_error_shape_and_the_query_is_counted(
+    router: RouterProcess, collection_id: str
+) -> None:
+    url = f"{router.url}{DB}/collections/{collection_id}/query"
+
+    def counted() -> float:
+        metrics = httpx.get(router.url + "/metrics").text
+        lines = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("chroma_router_requests_total{")
+            and 'route="/api/v2/tenants/{tenant}/databases/{database}/collections/'
+            '{collection_id}/query"'
+            in line
+            and 'status="422"' in line
+        ]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+    before = counted()
+    reply = httpx.post(url, content=b'{"query_embeddings": "no", "n_results": 2}')
+    assert reply.status_code == 422  # what Chroma answers a body of the wrong shape
+    assert set(reply.json()) >= {"error", "message"}
+    assert len(reply.headers["chroma-trace-id"]) == 32
+    assert eventually_sync(counted, lambda n: n == before + 1) == before + 1
+
+
+def eventually_sync(value: Any, ok: Any, timeout: float = 5.0) -> Any:
+    """`value()` once `ok` of it holds (it is recorded just after the answer leaves)."""
+
+    async def read() -> Any:
+        return value()
+
+    return asyncio.run(eventually(read, ok, timeout=timeout))
+
+
+class CountingApp:
+    """The router's ASGI app, with the paths of the HTTP requests it was given."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+async def test_queries_skip_the_asgi_app_and_everything_else_reaches_it(
+    shards: list[ChromaServer],
+) -> None:
+    """One shard, so the answer is the shard's bytes and the cache fills after it."""
+    app = create_app(make_topology([[shards[0].url]]))
+    counting = CountingApp(app)
+    port = free_port()
+    config = uvicorn.Config(
+        counting,
+        host="127.0.0.1",
+        port=port,
+        http=direct_protocol(app.query_route()),
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return bool(server.started) or serving.done()
+
+        assert await eventually(started, bool, timeout=30) and not serving.done()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            created = await client.post(f"{DB}/collections", json={"name": "direct-asgi"})
+            cid = created.json()["id"]
+            add = {"ids": ["a", "b", "c"], "embeddings": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]}
+            assert (await client.post(f"{DB}/collections/{cid}/add", json=add)).is_success
+            query = {"query_embeddings": [[1.0, 0.1]], "n_results": 2, "include": []}
+            first = await client.post(f"{DB}/collections/{cid}/query", json=query)
+            assert first.status_code == 200 and first.json()["ids"] == [["a", "c"]]
+            assert "x-chroma-cache" not in first.headers
+
+            async def again() -> httpx.Response:
+                return await client.post(f"{DB}/collections/{cid}/query", json=query)
+
+            hit = await eventually(again, lambda r: r.headers.get("x-chroma-cache") == "hit")
+            assert hit.json() == first.json()  # the cache was filled after the answer left
+            wrong_method = await client.get(f"{DB}/collections/{cid}/query")
+            assert wrong_method.status_code == 405
+        query_path = f"{DB}/collections/{cid}/query"
+        assert f"{DB}/collections" in counting.paths and f"{query_path[:-6]}/add" in counting.paths
+        assert counting.paths.count(query_path) == 1  # only the GET, which is not a query
+    finally:
+        server.should_exit = True
+        await serving
