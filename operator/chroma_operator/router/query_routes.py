@@ -34,6 +34,7 @@ from chroma_operator.router.search_mode import HEADER as SEARCH_HEADER
 from chroma_operator.router.search_mode import SearchMode, parse_search_mode
 from chroma_operator.router.shards import ShardCallError
 from chroma_operator.router.state import COLL, State, auth_headers, json_response, partial_headers
+from chroma_operator.router.trace import trace_headers
 
 QUERY_ROUTE = COLL + "/query"
 
@@ -220,7 +221,11 @@ class QueryRoutes:
             )
 
         return Response(
-            reply.body, 200, media_type="application/json", background=BackgroundTask(after)
+            reply.body,
+            200,
+            trace_headers(reply.trace_id) or None,
+            "application/json",
+            background=BackgroundTask(after),
         )
 
     def routes(self) -> list[Route]:

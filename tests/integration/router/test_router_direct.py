@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -130,6 +131,33 @@ def test_expect_100_continue_gets_its_interim_answer_before_the_body(
     status, _, answer = read_answer(stream)
     assert status == b"HTTP/1.1 200 OK"
     assert len(orjson.loads(answer)["ids"][0]) == 2
+
+
+def test_a_body_that_comes_apart_from_its_head_is_waited_for(
+    collection_id: str, conn: tuple[socket.socket, BinaryIO]
+) -> None:
+    """The request starts only once its body is in; pieces of it arrive apart."""
+    sock, stream = conn
+    request = query_request(collection_id, 3)
+    head, body = request.split(b"\r\n\r\n", 1)
+    for piece in (head + b"\r\n\r\n", body[:10], body[10:] + query_request(collection_id, 1)):
+        sock.sendall(piece)
+        time.sleep(0.05)
+    assert len(orjson.loads(read_answer(stream)[2])["ids"][0]) == 3
+    assert len(orjson.loads(read_answer(stream)[2])["ids"][0]) == 1
+
+
+def test_a_body_larger_than_uvicorns_read_buffer_is_read_whole(
+    router: RouterProcess, collection_id: str
+) -> None:
+    """uvicorn pauses reading past 64 KiB until the app reads: a query waiting for its
+    body must not wait on itself."""
+    queries = [[i / 7, (i % 3) / 3, 1.0] for i in range(5000)]
+    body = orjson.dumps({"query_embeddings": queries, "n_results": 1, "include": []})
+    assert len(body) > 2 * 65536
+    reply = httpx.post(f"{router.url}{DB}/collections/{collection_id}/query", content=body)
+    assert reply.status_code == 200
+    assert len(reply.json()["ids"]) == len(queries)
 
 
 def test_a_bad_query_gets_chromas_error_shape_and_the_query_is_counted(
