@@ -20,7 +20,6 @@ from chroma_operator.router.core import RouterCore
 from chroma_operator.router.query_routes import QUERY_ROUTE, QueryRoutes
 from chroma_operator.router.record_routes import RecordRoutes
 from chroma_operator.router.replica_routes import ReplicaRoutes
-from chroma_operator.router.route_app import RouteApp
 from chroma_operator.router.system_routes import SystemRoutes
 from chroma_operator.router.topology_source import TopologySource
 from chroma_operator.topology import Topology
@@ -82,13 +81,8 @@ class RouterApp(Starlette):
     each request. Queries skip the route table (`QueryDispatch`)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return QueryDispatch(self.router, self.query_route())
-
-    def query_route(self) -> RouteApp:
-        """The query route's app (which the CLI's protocol also serves outside ASGI)."""
         query = next(r for r in self.routes if isinstance(r, Route) and r.path == QUERY_ROUTE)
-        assert isinstance(query.app, RouteApp)
-        return query.app
+        return QueryDispatch(self.router, query.app)
 
 
 def create_app(

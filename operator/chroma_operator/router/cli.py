@@ -58,7 +58,7 @@ def command(
     import uvicorn
 
     from chroma_operator.router.app import create_app
-    from chroma_operator.router.direct import direct_protocol
+    from chroma_operator.router.one_write import OneWriteHttpToolsProtocol
     from chroma_operator.router.tls import uvicorn_ssl
 
     logging.basicConfig(
@@ -90,7 +90,7 @@ def command(
         timeout_keep_alive=keep_alive,
         proxy_headers=False,  # a Service, not a proxy, is in front; and it costs per request
         loop="uvloop",
-        http=direct_protocol(app.query_route()),  # httptools; queries outside ASGI
+        http=OneWriteHttpToolsProtocol,  # httptools, each answer in one write
         timeout_graceful_shutdown=5,
         **uvicorn_ssl(topo.tls),
     )

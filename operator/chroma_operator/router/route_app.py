@@ -114,24 +114,15 @@ class RouteApp:
             st.in_flight -= 1
         return response, time.perf_counter() - start
 
-    @staticmethod
-    def stamp(response: Response, elapsed: float) -> str:
-        """Add the trace id and the router's time to an answer; returns the trace id."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response, elapsed = await self.answer(request)
         trace_id = ensure_trace_id(response)
         response.raw_headers.append((b"server-timing", b"router;dur=%.3f" % (elapsed * 1e3)))
-        return trace_id
-
-    def record(self, request: Request, status: int, elapsed: float, trace_id: str) -> None:
-        """Count and time an answer once it is sent; log it if it failed (or always)."""
+        await response(scope, receive, send)
+        status = response.status_code
         counter, histogram = self._children(request.method, status)
         counter.inc()
         histogram.observe(elapsed)
         if status >= 500 or self.core.access_log:
             log_request(request, status, elapsed, trace_id)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        response, elapsed = await self.answer(request)
-        trace_id = self.stamp(response, elapsed)
-        await response(scope, receive, send)
-        self.record(request, response.status_code, elapsed, trace_id)
