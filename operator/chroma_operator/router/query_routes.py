@@ -33,8 +33,14 @@ from chroma_operator.router.record_routes import RecordRoutes, owned_query, shar
 from chroma_operator.router.search_mode import HEADER as SEARCH_HEADER
 from chroma_operator.router.search_mode import SearchMode, parse_search_mode
 from chroma_operator.router.shards import ShardCallError
-from chroma_operator.router.state import COLL, State, auth_headers, json_response, partial_headers
-from chroma_operator.router.trace import trace_headers
+from chroma_operator.router.state import (
+    COLL,
+    State,
+    auth_headers,
+    json_response,
+    partial_headers,
+    passthrough,
+)
 
 QUERY_ROUTE = COLL + "/query"
 
@@ -220,13 +226,9 @@ class QueryRoutes:
                 coll.name, req.n_results, lambda: orjson.loads(reply.body)["ids"], sample_exact
             )
 
-        return Response(
-            reply.body,
-            200,
-            trace_headers(reply.trace_id) or None,
-            "application/json",
-            background=BackgroundTask(after),
-        )
+        response = passthrough(reply)  # the shard's bytes and its trace id
+        response.background = BackgroundTask(after)
+        return response
 
     def routes(self) -> list[Route]:
         return [self.core.route(QUERY_ROUTE, self.query_records, ["POST"])]

@@ -7,16 +7,17 @@ than uvicorn's 64 KiB read buffer, and the error shape and metrics of a bad quer
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from chroma_operator.router.query_routes import QUERY_ROUTE
 from kubectl import eventually
 from router_harness import RouterProcess
 
@@ -130,7 +131,8 @@ def test_expect_100_continue_gets_its_interim_answer_before_the_body(
 def test_a_body_that_comes_apart_from_its_head_is_waited_for(
     collection_id: str, conn: tuple[socket.socket, BinaryIO]
 ) -> None:
-    """The request starts only once its body is in; pieces of it arrive apart."""
+    """A client that writes the head, then the body in pieces, then the next request
+    with the body's last piece, gets both answers."""
     sock, stream = conn
     request = query_request(collection_id, 3)
     head, body = request.split(b"\r\n\r\n", 1)
@@ -144,8 +146,8 @@ def test_a_body_that_comes_apart_from_its_head_is_waited_for(
 def test_a_body_larger_than_uvicorns_read_buffer_is_read_whole(
     router: RouterProcess, collection_id: str
 ) -> None:
-    """uvicorn pauses reading past 64 KiB until the app reads: a query waiting for its
-    body must not wait on itself."""
+    """uvicorn stops reading past 64 KiB until the app asks for more: a query body
+    several times that size still arrives whole."""
     queries = [[i / 7, (i % 3) / 3, 1.0] for i in range(5000)]
     body = orjson.dumps({"query_embeddings": queries, "n_results": 1, "include": []})
     assert len(body) > 2 * 65536
@@ -154,36 +156,29 @@ def test_a_body_larger_than_uvicorns_read_buffer_is_read_whole(
     assert len(reply.json()["ids"]) == len(queries)
 
 
-def test_a_bad_query_gets_chromas_error_shape_and_the_query_is_counted(
+async def test_a_bad_query_gets_chromas_error_shape_and_the_query_is_counted(
     router: RouterProcess, collection_id: str
 ) -> None:
-    url = f"{router.url}{DB}/collections/{collection_id}/query"
+    async with httpx.AsyncClient(base_url=router.url) as http:
 
-    def counted() -> float:
-        metrics = httpx.get(router.url + "/metrics").text
-        lines = [
-            line
-            for line in metrics.splitlines()
-            if line.startswith("chroma_router_requests_total{")
-            and 'route="/api/v2/tenants/{tenant}/databases/{database}/collections/'
-            '{collection_id}/query"'
-            in line
-            and 'status="422"' in line
-        ]
-        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+        async def counted() -> float:
+            """The query route's count of 422 answers (counted once each is sent)."""
+            text = (await http.get("/metrics")).text
+            return sum(
+                s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "chroma_router_requests_total"
+                and s.labels.get("route") == QUERY_ROUTE
+                and s.labels.get("status") == "422"
+            )
 
-    before = counted()
-    reply = httpx.post(url, content=b'{"query_embeddings": "no", "n_results": 2}')
-    assert reply.status_code == 422  # what Chroma answers a body of the wrong shape
-    assert set(reply.json()) >= {"error", "message"}
-    assert len(reply.headers["chroma-trace-id"]) == 32
-    assert eventually_sync(counted, lambda n: n == before + 1) == before + 1
-
-
-def eventually_sync(value: Any, ok: Any, timeout: float = 5.0) -> Any:
-    """`value()` once `ok` of it holds (it is recorded just after the answer leaves)."""
-
-    async def read() -> Any:
-        return value()
-
-    return asyncio.run(eventually(read, ok, timeout=timeout))
+        before = await counted()
+        reply = await http.post(
+            f"{DB}/collections/{collection_id}/query",
+            content=b'{"query_embeddings": "no", "n_results": 2}',
+        )
+        assert reply.status_code == 422  # what Chroma answers a body of the wrong shape
+        assert set(reply.json()) >= {"error", "message"}
+        assert len(reply.headers["chroma-trace-id"]) == 32
+        assert await eventually(counted, lambda n: n == before + 1, timeout=5) == before + 1
