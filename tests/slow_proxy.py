@@ -3,6 +3,7 @@
 Used to make one Chroma shard slow in end-to-end tests without touching its code: the
 router really waits, its histograms really see it. `probability` below 1 delays only that
 share of requests (a request is one chunk at these sizes): a replica that is sometimes slow.
+`server_bytes` keeps what the server sent, so a test can check what the router forwarded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class DelayProxy:
         self.delay = 0.0
         self.probability = 1.0  # share of chunks towards the server that get the delay
         self._rng = random.Random(7)
+        self.server_bytes = bytearray()  # everything the server answered, in order
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -37,6 +39,8 @@ class DelayProxy:
             while data := await reader.read(65536):
                 if slow and self.delay and self._rng.random() < self.probability:
                     await asyncio.sleep(self.delay)
+                if not slow:
+                    self.server_bytes += data
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

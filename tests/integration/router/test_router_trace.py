@@ -10,12 +10,14 @@ import httpx
 import pytest
 from chromadb.errors import ChromaError, NotFoundError
 
-from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.local.chroma_server import ChromaServer, free_port
 from router_harness import RouterProcess, http_client, make_topology
+from slow_proxy import DelayProxy
 
 pytestmark = pytest.mark.slow
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
+DB = "/api/v2/tenants/default_tenant/databases/default_database"
 
 
 @pytest.fixture(scope="module")
@@ -75,4 +77,52 @@ def test_a_rejected_write_is_logged_with_the_clients_trace_id(
     trace_id = caught.value.trace_id
     assert trace_id is not None
     tail = wait_for_log(logging_router, f"trace={trace_id}")
+    assert any(" 400 " in x for x in tail.splitlines() if f"trace={trace_id}" in x)
+
+
+@pytest.fixture(scope="module")
+def traced_shard() -> Iterator[tuple[DelayProxy, RouterProcess]]:
+    """A router over one shard that sends real trace ids, behind a proxy that records
+    the shard's answers.
+
+    Chroma 1.5.9 puts a real id on its error answers only with OpenTelemetry configured
+    (the exporter's endpoint need not answer); without it the id is all zeros, which
+    the router replaces with its own.
+    """
+    otel = {"service_name": "traced-shard", "endpoint": f"http://127.0.0.1:{free_port()}"}
+    server = ChromaServer(settings={"open_telemetry": otel}).start()
+    proxy = DelayProxy(server.port).start()
+    router = RouterProcess(
+        make_topology([[proxy.url]]), args=["--log-level", "info", "--access-log"]
+    ).start()
+    try:
+        yield proxy, router
+    finally:
+        router.stop()
+        proxy.stop()
+        server.stop()
+
+
+def test_a_shard_error_reaches_the_client_with_the_shards_trace_id(
+    traced_shard: tuple[DelayProxy, RouterProcess], name: str
+) -> None:
+    """The one-shard query path: the shard's own answer, and its own trace id, in the
+    client's error and in the router's log line (the router does not check `where`)."""
+    proxy, router = traced_shard
+    coll = http_client(router.port).create_collection(name)
+    coll.add(ids=["a"], embeddings=[[1.0, 0.0]])
+    seen = len(proxy.server_bytes)
+    r = httpx.post(
+        f"{router.url}{DB}/collections/{coll.id}/query",
+        json={"query_embeddings": [[1.0, 0.0]], "n_results": 1, "where": {"$bogus": 1}},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "InvalidArgumentError"
+    from_shard = re.findall(
+        rb"chroma-trace-id: *([0-9a-f]{32})", bytes(proxy.server_bytes[seen:]), re.IGNORECASE
+    )
+    assert len(from_shard) == 1 and from_shard[0] != b"0" * 32, proxy.server_bytes[seen:]
+    trace_id = from_shard[0].decode()
+    assert r.headers["chroma-trace-id"] == trace_id
+    tail = wait_for_log(router, f"trace={trace_id}")
     assert any(" 400 " in x for x in tail.splitlines() if f"trace={trace_id}" in x)
