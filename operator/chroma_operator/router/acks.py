@@ -9,7 +9,8 @@ in sync while the write was out takes it live; failing that, a stale replica tha
 reachable and replaying its log takes the write through that log (it lands in order); the
 write stands once the replay applied it within the shard timeout. A write no
 replica took fails, naming the shard, and leaves no hints (so replicas agree on what
-failed).
+failed). Writes to the same records take turns (`write_order`), so every replica gets
+them in one order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from chroma_operator.router.errors import ChromaHTTPError
 from chroma_operator.router.hints import Hint, HintLogError, HintLogFull
 from chroma_operator.router.replicas import Replica
 from chroma_operator.router.shards import PathFor, Reply, ShardCallError, Where
+from chroma_operator.router.write_order import WriteOrder
 
 log = logging.getLogger("chroma_operator.router.acks")
 
@@ -74,6 +76,7 @@ class ShardWrite:
 class WriteAcks:
     def __init__(self, pool: ShardPool) -> None:
         self.pool = pool
+        self.order = WriteOrder()
 
     async def write(
         self,
@@ -84,7 +87,10 @@ class WriteAcks:
         content: bytes | None,
         headers: Mapping[str, str] | None,
         where: Where | None,
+        ids: Collection[str] | None = None,
     ) -> list[Reply]:
+        """`ids`: the records the write touches (None: any record of the collection), so
+        that writes to the same records reach every replica in one order."""
         pool = self.pool
         book = pool.book
         w = ShardWrite(shard, method, path_for, content, headers, where)
@@ -100,6 +106,17 @@ class WriteAcks:
                 "retry after the backup releases it",
                 {"Retry-After": str(min(wait, RETRY_AFTER_MAX_S))},
             )
+        if len(pool.shards[shard]) < 2:
+            return await self._replicate(w)  # one replica: its own order is the order
+        async with self.order.turn((shard, where[:3] if where else None), ids):
+            return await self._replicate(w)
+
+    async def _replicate(self, w: ShardWrite) -> list[Reply]:
+        """Live to the in-sync replicas, hints for the rest (the module docstring)."""
+        pool = self.pool
+        book = pool.book
+        assert book is not None
+        shard, where = w.shard, w.where
         live: list[Replica] = []
         later: list[Replica] = []
         for ep in pool.shards[shard]:

@@ -112,8 +112,10 @@ class RecordRoutes:
         suffix: str,
         parts: dict[int, bytes],
         headers: dict[str, str],
+        ids: dict[int, list[str]] | None,
     ) -> dict[int, list[Reply]]:
-        """Each owning shard takes its part; the cache forgets the collection either way."""
+        """Each owning shard takes its part (`ids`: the records of each part, None when a
+        filter picks them); the cache forgets the collection either way."""
         sends: dict[int, Awaitable[list[Reply]]] = {
             s: st.pool.write(
                 s,
@@ -122,6 +124,7 @@ class RecordRoutes:
                 content=content,
                 headers=headers,
                 where=(coll.tenant, coll.database, coll.name, suffix),
+                ids=None if ids is None else ids[s],
             )
             for s, content in parts.items()
         }
@@ -157,16 +160,19 @@ class RecordRoutes:
         v.check_dimension(coll.dimension, batch.dim)
         owners = st.routing.write_partition(batch.ids)
         parts: dict[int, bytes] = {}
+        part_ids: dict[int, list[str]] = {}
         if len(owners) == 1:
             # One shard owns the whole batch (always so with one shard): the checked body
             # goes on as the client sent it, not decoded and encoded again.
-            parts[next(iter(owners))] = raw
+            shard = next(iter(owners))
+            parts[shard], part_ids[shard] = raw, batch.ids
         for shard, positions in owners.items() if len(owners) > 1 else ():
-            part: dict[str, Any] = {"ids": pick(batch.ids, positions)}
+            part_ids[shard] = [batch.ids[p] for p in positions]
+            part: dict[str, Any] = {"ids": part_ids[shard]}
             for col, values in batch.columns.items():
                 part[col] = pick(values, positions)
             parts[shard] = orjson.dumps(part)
-        await self._write_parts(st, coll, "/" + kind, parts, headers)
+        await self._write_parts(st, coll, "/" + kind, parts, headers, part_ids)
         if batch.dim is not None and coll.dimension is None:
             coll.dimension = batch.dim
         return json_response({}, 201 if kind == "add" else 200)
@@ -183,14 +189,17 @@ class RecordRoutes:
             # cluster's read order, then delete exactly those ids.
             ids = await self._matching_ids(st, coll, body, limit, headers)
             body = {"ids": ids}
+        part_ids: dict[int, list[str]] | None = None
         if ids is not None:
-            parts = {
-                s: {**body, "ids": pick(ids, pos)}
-                for s, pos in st.routing.write_partition(ids).items()
+            part_ids = {
+                s: [ids[p] for p in pos] for s, pos in st.routing.write_partition(ids).items()
             }
+            parts = {s: {**body, "ids": part} for s, part in part_ids.items()}
         else:
             parts = {s: body for s in range(st.pool.num_shards)}  # every shard that exists
-        results = await self._write_parts(st, coll, "/delete", encode_parts(parts), headers)
+        results = await self._write_parts(
+            st, coll, "/delete", encode_parts(parts), headers, part_ids
+        )
         deleted = deleted_count(st.routing, results, ids)
         return json_response({"deleted": deleted})
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -273,11 +273,13 @@ class ShardPool:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         where: Where | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[Reply]:
         """Send to the shard's in-sync replicas; the write stands once `min_acks` of them
-        took it, and every replica that missed it gets a durable hint first."""
+        took it, and every replica that missed it gets a durable hint first. Writes that
+        touch the same `ids` (None: any) reach every replica in the order they came."""
         return await self.acks.write(
-            shard, method, path_for, content=content, headers=headers, where=where
+            shard, method, path_for, content=content, headers=headers, where=where, ids=ids
         )
 
     async def ping(self, shard: int, endpoint: str) -> bool:
