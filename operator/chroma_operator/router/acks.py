@@ -10,7 +10,8 @@ reachable and replaying its log takes the write through that log (it lands in or
 write stands once the replay applied it within the shard timeout. A write no
 replica took fails, naming the shard, and leaves no hints (so replicas agree on what
 failed). Writes to the same records take turns (`write_order`), so every replica gets
-them in one order.
+them in one order. Once enough replicas took a write, the rest get a grace period, not
+the whole shard timeout (`stragglers`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from chroma_operator.router.errors import ChromaHTTPError
 from chroma_operator.router.hints import Hint, HintLogError, HintLogFull
 from chroma_operator.router.replicas import Replica
 from chroma_operator.router.shards import PathFor, Reply, ShardCallError, Where
+from chroma_operator.router.stragglers import WriteLatencies, live_with_grace
 from chroma_operator.router.write_order import WriteOrder
 
 log = logging.getLogger("chroma_operator.router.acks")
@@ -77,6 +79,7 @@ class WriteAcks:
     def __init__(self, pool: ShardPool) -> None:
         self.pool = pool
         self.order = WriteOrder()
+        self.latencies = WriteLatencies()
 
     async def write(
         self,
@@ -129,8 +132,12 @@ class WriteAcks:
                 continue  # a full repair copies everything; no hints for it
             else:
                 later.append(rep)
-        results = await asyncio.gather(
-            *(self._live(rep, w) for rep in live), return_exceptions=True
+        grace = self.latencies.grace(shard)
+        results = await live_with_grace(
+            [self._live(rep, w) for rep in live],
+            book.topology.replication.min_acks,
+            grace,
+            lambda seconds: self.latencies.add(shard, seconds),
         )
         took: list[Reply] = []
         missed: list[Replica] = []
@@ -138,6 +145,10 @@ class WriteAcks:
         errors: list[ShardCallError] = []
         bad: list[Reply] = []
         for rep, r in zip(live, results, strict=True):
+            if r is None:
+                r = ShardCallError(
+                    shard, rep.endpoint, f"no answer {grace:.1f} s after enough replicas took it"
+                )
             if isinstance(r, ShardCallError):
                 errors.append(r)
             elif isinstance(r, BaseException):
