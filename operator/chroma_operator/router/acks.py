@@ -146,6 +146,7 @@ class WriteAcks:
         bad: list[Reply] = []
         for rep, r in zip(live, results, strict=True):
             if r is None:
+                pool.metrics.write_stragglers.labels(rep.name).inc()
                 r = ShardCallError(
                     shard, rep.endpoint, f"no answer {grace:.1f} s after enough replicas took it"
                 )

@@ -170,3 +170,9 @@ class RouterMetrics:
             "Read sub-requests (the base of the hedge budget)",
             registry=self.registry,
         )
+        self.write_stragglers = Counter(
+            "chroma_router_write_stragglers_total",
+            "Live writes to a replica given up after the grace period (its siblings took them)",
+            ["replica"],
+            registry=self.registry,
+        )

@@ -13,7 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.router.stragglers import GRACE_MIN_S
@@ -28,6 +30,17 @@ from replica_harness import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+def stragglers(router_url: str) -> dict[str, float]:
+    """chroma_router_write_stragglers_total per replica."""
+    text = httpx.get(router_url + "/metrics", timeout=5).text
+    return {
+        s.labels["replica"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "chroma_router_write_stragglers_total"
+    }
 
 
 def test_a_hung_replica_costs_a_write_the_grace_period_not_the_timeout(
@@ -51,6 +64,7 @@ def test_a_hung_replica_costs_a_write_the_grace_period_not_the_timeout(
         # the grace is 4 x p95 of the warm-up writes, at least GRACE_MIN_S; the old bound
         # was the shard timeout
         assert GRACE_MIN_S <= elapsed < SHARD_TIMEOUT - 2, elapsed
+        assert stragglers(router.url) == {"shard-0-1": 1.0}
         wait_in_sync(router, 60)
         assert col.count() == 25 * 6 + 40
         for shard in replicas:
