@@ -136,10 +136,17 @@ def status_lines(obj: Obj) -> list[str]:
     replicas = int(spec.get("replicas", 1))
     for s in shards:
         states = []
+        data = {str(x.get("name")): x for x in s.get("replicaStates") or []}
         for r in range(replicas):
             name = ann.replica_name(int(s["index"]), r)
             state = "ready" if r < int(s.get("readyReplicas", 0)) else "not ready"
-            states.append(f"{name} {'fenced' if name in fenced else state}")
+            line = f"{name} {'fenced' if name in fenced else state}"
+            if name in data:  # what the routers say of its data (replicas >= 2)
+                pending = int(data[name].get("pendingHints") or 0)
+                line += f", {data[name].get('state')}" + (
+                    f" ({pending} hints pending)" if pending else ""
+                )
+            states.append(line)
         lines.append(f"  shard {s['index']}: {s.get('readyReplicas', 0)}/{s['replicas']} ready")
         lines.extend(f"    {x}" for x in states)
     problem = (status.get("fence") or {}).get("problem")

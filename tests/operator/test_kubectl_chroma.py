@@ -97,7 +97,15 @@ async def test_kubectl_chroma_commands_write_annotations_and_read_status(
             "ready": "2/2",
             "shards": [
                 {"index": 0, "replicas": 2, "readyReplicas": 2},
-                {"index": 1, "replicas": 2, "readyReplicas": 1},
+                {
+                    "index": 1,
+                    "replicas": 2,
+                    "readyReplicas": 1,
+                    "replicaStates": [
+                        {"name": "shard-1-0", "state": "in-sync", "pendingHints": 0},
+                        {"name": "shard-1-1", "state": "stale", "pendingHints": 12},
+                    ],
+                },
             ],
             "fence": {"replicas": ["shard-0-1"]},
             "tuning": {"applied": {"efSearch": 64, "indexReload": "done"}},
@@ -110,6 +118,8 @@ async def test_kubectl_chroma_commands_write_annotations_and_read_status(
     assert code == 0, err
     assert "Phase:     Ready" in out and "Ready:     2/2 shards" in out
     assert "shard-0-1 fenced" in out and "shard-1-1 not ready" in out
+    assert "shard-1-0 ready, in-sync\n" in out
+    assert "shard-1-1 not ready, stale (12 hints pending)" in out
     assert "efSearch 64" in out
     code, out, err = await kubectl(env, "-n", NS, "status", "demo")
     assert code == 0 and "Cluster:   search/demo" in out

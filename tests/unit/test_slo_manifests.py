@@ -45,6 +45,7 @@ def _spec(**groups: Any) -> ChromaClusterSpec:
 SPECS = {
     "defaults": _spec(),
     "encoder": _spec(encoder={"enabled": True}),
+    "replicas": _spec(replicas=3),
     "7d-and-odd-threshold": _spec(
         slo={
             "objectives": [
@@ -143,6 +144,35 @@ def test_every_rule_expression_parses(name: str) -> None:
     assert rules
     for r in rules:
         promql_parser.parse(r["expr"])
+
+
+def test_replica_alerts_come_with_replicas() -> None:
+    """With two or more replicas per shard: alerts on a replica that needs a repair, one
+    stale for 30 minutes, and one that writes keep giving up on; scoped to the cluster's
+    routers and labelled like the SLO alerts."""
+    assert not [
+        r for r in _rules(SPECS["defaults"]) if r.get("alert", "").startswith("ChromaReplica")
+    ]
+    alerts = {r["alert"]: r for r in _rules(SPECS["replicas"]) if "alert" in r}
+    replica_alerts = {k: v for k, v in alerts.items() if k.startswith("ChromaReplica")}
+    assert set(replica_alerts) == {
+        "ChromaReplicaNeedsRepair",
+        "ChromaReplicaStale",
+        "ChromaReplicaWriteStragglers",
+    }
+    scope = 'namespace="prod", service="search"'
+    repair = replica_alerts["ChromaReplicaNeedsRepair"]
+    assert repair["expr"] == f'max(chroma_router_replicas{{{scope}, state="repairing"}}) > 0'
+    assert (
+        repair["for"] == "10m"
+        and "chroma.operator.dev/repair" in (repair["annotations"]["description"])
+    )
+    assert replica_alerts["ChromaReplicaStale"]["for"] == "30m"
+    stragglers = replica_alerts["ChromaReplicaWriteStragglers"]["expr"]
+    assert f"chroma_router_write_stragglers_total{{{scope}}}[15m]" in stragglers
+    for rule in replica_alerts.values():
+        assert rule["labels"]["chroma_cluster"] == "search" and rule["labels"]["team"] == "search"
+        assert rule["labels"]["severity"] == "ticket"
 
 
 def test_group_names_unique_and_windows_recorded() -> None:

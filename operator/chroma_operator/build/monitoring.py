@@ -18,6 +18,7 @@ from chroma_operator.build.meta import Manifest, Owner, content_hash, metadata, 
 from chroma_operator.slo import promql
 from chroma_operator.slo.objectives import error_budget
 from chroma_operator.slo.promql import Scope, selector
+from chroma_operator.slo.replica_alerts import replica_alert_group
 from chroma_operator.slo.rules import alert_labels, rule_groups
 from chroma_operator.slo.sli import PANEL_METRICS, SLI_METRICS
 
@@ -71,13 +72,18 @@ def prometheus_rule_name(cluster: str) -> str:
 def build_prometheus_rule(
     owner: Owner, spec: ChromaClusterSpec, cluster_labels: Mapping[str, str] | None = None
 ) -> Manifest:
-    """Recording rules and burn-rate alerts for every objective; alerts carry the cluster's labels."""
+    """Recording rules and burn-rate alerts for every objective, and with two or more
+    replicas per shard the replica-health alerts; alerts carry the cluster's labels."""
     labels = alert_labels(owner.name, owner.namespace, cluster_labels)
+    scope = router_scope(owner)
+    groups = rule_groups(spec.slo.objectives, scope, labels)
+    if spec.replicas >= 2:
+        groups.append(replica_alert_group(owner.name, scope, labels))
     return {
         "apiVersion": MONITORING_API,
         "kind": "PrometheusRule",
         "metadata": _meta(owner, spec, prometheus_rule_name(owner.name)),
-        "spec": {"groups": rule_groups(spec.slo.objectives, router_scope(owner), labels)},
+        "spec": {"groups": groups},
     }
 
 
