@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -21,7 +21,16 @@ DIM = 8
 SHARD_TIMEOUT = 8.0  # generous: a loaded CI machine must not look like a hung replica
 
 
-def router_for(grid: list[list[ChromaServer]], hints: Path, **replication: Any) -> RouterProcess:
+class Endpoint(Protocol):
+    """A replica as the router sees it: a Chroma server, or a proxy in front of one."""
+
+    @property
+    def url(self) -> str: ...
+
+
+def router_for(
+    grid: Sequence[Sequence[Endpoint]], hints: Path, **replication: Any
+) -> RouterProcess:
     topology = make_topology(
         [[s.url for s in shard] for shard in grid],
         shard_timeout_seconds=SHARD_TIMEOUT,

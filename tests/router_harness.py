@@ -16,6 +16,7 @@ from typing import Any
 
 import chromadb
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 import chroma_operator
 from chroma_operator.local.chroma_server import ChromaServer, free_port
@@ -152,3 +153,14 @@ class RouterProcess:
 
 def http_client(port: int) -> Any:
     return chromadb.HttpClient(host="127.0.0.1", port=port)
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample called `name` in a /metrics page, read by
+    prometheus_client's own parser."""
+    return [
+        (s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]

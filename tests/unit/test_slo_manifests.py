@@ -175,6 +175,19 @@ def test_replica_alerts_come_with_replicas() -> None:
         assert rule["labels"]["severity"] == "ticket"
 
 
+def test_the_repair_alert_names_the_cronjob_only_when_there_is_one() -> None:
+    def description(spec: ChromaClusterSpec) -> str:
+        rule = next(r for r in _rules(spec) if r.get("alert") == "ChromaReplicaNeedsRepair")
+        return str(rule["annotations"]["description"])
+
+    scheduled = description(_spec(replicas=2, repair={"enabled": True}))
+    assert "The search-repair CronJob repairs it" in scheduled
+    unscheduled = description(_spec(replicas=2))
+    assert "search-repair" not in unscheduled and "Scheduled repair is off" in unscheduled
+    for text in (scheduled, unscheduled):
+        assert "kubectl annotate chroma search chroma.operator.dev/repair=" in text
+
+
 def test_group_names_unique_and_windows_recorded() -> None:
     rule = build_monitoring(OWNER, SPECS["7d-and-odd-threshold"])[0]
     names = [g["name"] for g in rule["spec"]["groups"]]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from chroma_operator.router.shards import Reply
 from chroma_operator.router.stragglers import GRACE_MIN_S, WriteLatencies, live_with_grace
 
@@ -35,17 +37,22 @@ def test_a_silent_replica_is_cut_off_after_the_grace_period() -> None:
     assert cancelled == [201] and len(heard) == 1
 
 
-def test_without_a_grace_or_enough_acks_every_replica_is_waited_for() -> None:
-    async def main(need: int, grace: float | None) -> list[Reply | BaseException | None]:
-        first = answer(503, 0.0) if need == 1 and grace is not None else answer(200, 0.0)
-        return await live_with_grace([first, answer(200, 0.2)], need, grace, lambda s: None)
+@pytest.mark.parametrize(
+    ("first_status", "need", "grace"),
+    [
+        (200, 1, None),  # no p95 yet
+        (200, 2, 0.01),  # min_acks 2: the second is needed
+        (503, 1, 0.01),  # a 5xx did not take the write: the grace has not started
+    ],
+)
+def test_without_a_grace_or_enough_acks_every_replica_is_waited_for(
+    first_status: int, need: int, grace: float | None
+) -> None:
+    async def main() -> list[Reply | BaseException | None]:
+        calls = [answer(first_status, 0.0), answer(200, 0.2)]
+        return await live_with_grace(calls, need, grace, lambda s: None)
 
-    # no p95 yet
-    assert all(isinstance(o, Reply) for o in asyncio.run(main(1, None)))
-    # min_acks 2: the second is needed
-    assert all(isinstance(o, Reply) for o in asyncio.run(main(2, 0.01)))
-    # a 5xx did not take the write: the grace has not started
-    assert all(isinstance(o, Reply) for o in asyncio.run(main(1, 0.01)))
+    assert all(isinstance(o, Reply) for o in asyncio.run(main()))
 
 
 def test_exceptions_come_back_in_order() -> None:

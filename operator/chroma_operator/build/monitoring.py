@@ -15,6 +15,7 @@ from chroma_operator.api.models import ChromaClusterSpec, Objective
 from chroma_operator.build import naming
 from chroma_operator.build.encoder import COMPONENT as ENCODER_COMPONENT
 from chroma_operator.build.meta import Manifest, Owner, content_hash, metadata, selector_labels
+from chroma_operator.build.repair import repair_hint
 from chroma_operator.slo import promql
 from chroma_operator.slo.objectives import error_budget
 from chroma_operator.slo.promql import Scope, selector
@@ -78,7 +79,8 @@ def build_prometheus_rule(
     scope = router_scope(owner)
     groups = rule_groups(spec.slo.objectives, scope, labels)
     if spec.replicas >= 2:
-        groups.append(replica_alert_group(owner.name, scope, labels))
+        hint = repair_hint(owner.name, spec)
+        groups.append(replica_alert_group(owner.name, scope, labels, hint))
     return {
         "apiVersion": MONITORING_API,
         "kind": "PrometheusRule",

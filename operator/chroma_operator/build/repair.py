@@ -29,6 +29,16 @@ def repair_cronjob_name(cluster: str) -> str:
     return f"{cluster}-repair"
 
 
+def repair_hint(cluster: str, spec: ChromaClusterSpec) -> str:
+    """How a replica that needs a repair gets one: the scheduled CronJob (when there is
+    one), or now, through the annotation."""
+    now = f"kubectl annotate chroma {cluster} {REPAIR_ANNOTATION}=$(date +%s) --overwrite"
+    if not spec.repair.enabled:
+        return f"Scheduled repair is off (spec.repair.enabled); to repair now: {now}"
+    cronjob = repair_cronjob_name(cluster)
+    return f"The {cronjob} CronJob repairs it on its schedule; to repair now: {now}"
+
+
 def repair_job_name(cluster: str, request: str, spec: ChromaClusterSpec) -> str:
     return request_job_name(cluster, "repair", request, repair=spec.repair)
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, overload
 
 from chroma_operator.topology import PlacementTopology
+
+T = TypeVar("T")
 
 _MASK64 = (1 << 64) - 1
 _LCG = 2862933555777941757
@@ -49,7 +52,11 @@ def partition(ids: Sequence[str], num_shards: int) -> dict[int, list[int]]:
     return groups
 
 
-def pick(values: Sequence[object] | None, positions: Iterable[int]) -> list[object] | None:
+@overload
+def pick(values: None, positions: Iterable[int]) -> None: ...
+@overload
+def pick(values: Sequence[T], positions: Iterable[int]) -> list[T]: ...
+def pick(values: Sequence[T] | None, positions: Iterable[int]) -> list[T] | None:
     """`values` restricted to `positions` (None stays None): one shard's slice of a column."""
     if values is None:
         return None

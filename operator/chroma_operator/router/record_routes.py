@@ -167,7 +167,7 @@ class RecordRoutes:
             shard = next(iter(owners))
             parts[shard], part_ids[shard] = raw, batch.ids
         for shard, positions in owners.items() if len(owners) > 1 else ():
-            part_ids[shard] = [batch.ids[p] for p in positions]
+            part_ids[shard] = pick(batch.ids, positions)
             part: dict[str, Any] = {"ids": part_ids[shard]}
             for col, values in batch.columns.items():
                 part[col] = pick(values, positions)
@@ -191,9 +191,7 @@ class RecordRoutes:
             body = {"ids": ids}
         part_ids: dict[int, list[str]] | None = None
         if ids is not None:
-            part_ids = {
-                s: [ids[p] for p in pos] for s, pos in st.routing.write_partition(ids).items()
-            }
+            part_ids = {s: pick(ids, pos) for s, pos in st.routing.write_partition(ids).items()}
             parts = {s: {**body, "ids": part} for s, part in part_ids.items()}
         else:
             parts = {s: body for s in range(st.pool.num_shards)}  # every shard that exists

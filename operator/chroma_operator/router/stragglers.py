@@ -62,6 +62,7 @@ async def live_with_grace(
 
     tasks = [asyncio.ensure_future(timed(c)) for c in calls]
     pending = set(tasks)
+    taken = 0
     deadline: float | None = None
     loop = asyncio.get_running_loop()
     try:
@@ -72,10 +73,9 @@ async def live_with_grace(
             )
             if not done:
                 break  # the grace period is over
-            if deadline is None and grace is not None and pending:
-                taken = sum(1 for t in tasks if t.done() and took(_outcome(t)))
-                if taken >= need:
-                    deadline = loop.time() + grace
+            taken += sum(1 for t in done if took(_outcome(t)))
+            if deadline is None and grace is not None and taken >= need:
+                deadline = loop.time() + grace
     finally:
         for t in pending:
             t.cancel()
@@ -85,6 +85,5 @@ async def live_with_grace(
 
 
 def _outcome(task: asyncio.Future[Reply]) -> Reply | BaseException:
-    if task.cancelled():
-        return asyncio.CancelledError()
+    """A finished call's reply or exception (calls are only cancelled while pending)."""
     return task.exception() or task.result()

@@ -15,14 +15,13 @@ from typing import Any
 
 from chroma_operator.slo.promql import Scope, selector
 
-REPAIR_HINT = (
-    "The {cluster}-repair CronJob repairs it on its schedule; to repair now: "
-    "kubectl annotate chroma {cluster} chroma.operator.dev/repair=$(date +%s) --overwrite"
-)
 
+def replica_alert_group(
+    cluster: str, scope: Scope, labels: Mapping[str, str], repair_hint: str
+) -> dict[str, Any]:
+    """One rule group: ChromaReplicaNeedsRepair, ChromaReplicaStale, ChromaReplicaWriteStragglers.
 
-def replica_alert_group(cluster: str, scope: Scope, labels: Mapping[str, str]) -> dict[str, Any]:
-    """One rule group: ChromaReplicaNeedsRepair, ChromaReplicaStale, ChromaReplicaWriteStragglers."""
+    `repair_hint`: how this cluster's replicas get repaired (its builder knows)."""
     where = f"ChromaCluster {scope.namespace}/{cluster}"
 
     def replicas_in(state: str) -> str:
@@ -40,8 +39,7 @@ def replica_alert_group(cluster: str, scope: Scope, labels: Mapping[str, str]) -
                 "description": (
                     "{{ $value }} replica(s) missed writes that no hint log holds (a hint "
                     "log over replication.maxHintBytes, or lost with a router's volume). "
-                    "They serve no reads and take no writes until repaired. "
-                    + REPAIR_HINT.format(cluster=cluster)
+                    "They serve no reads and take no writes until repaired. " + repair_hint
                 ),
             },
         },

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.router.stragglers import GRACE_MIN_S
@@ -28,6 +27,7 @@ from replica_harness import (
     router_for,
     wait_in_sync,
 )
+from router_harness import metric_samples
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +36,8 @@ def stragglers(router_url: str) -> dict[str, float]:
     """chroma_router_write_stragglers_total per replica."""
     text = httpx.get(router_url + "/metrics", timeout=5).text
     return {
-        s.labels["replica"]: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "chroma_router_write_stragglers_total"
+        labels["replica"]: value
+        for labels, value in metric_samples(text, "chroma_router_write_stragglers_total")
     }
 
 

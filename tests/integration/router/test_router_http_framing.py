@@ -15,11 +15,10 @@ from typing import BinaryIO
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from chroma_operator.router.query_routes import QUERY_ROUTE
 from kubectl import eventually
-from router_harness import RouterProcess
+from router_harness import RouterProcess, metric_samples
 
 pytestmark = pytest.mark.slow
 
@@ -165,12 +164,9 @@ async def test_a_bad_query_gets_chromas_error_shape_and_the_query_is_counted(
             """The query route's count of 422 answers (counted once each is sent)."""
             text = (await http.get("/metrics")).text
             return sum(
-                s.value
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-                if s.name == "chroma_router_requests_total"
-                and s.labels.get("route") == QUERY_ROUTE
-                and s.labels.get("status") == "422"
+                value
+                for labels, value in metric_samples(text, "chroma_router_requests_total")
+                if labels.get("route") == QUERY_ROUTE and labels.get("status") == "422"
             )
 
         before = await counted()
