@@ -16,6 +16,7 @@ from collections.abc import Callable
 from chroma_operator.router.collections import by_name_path, id_path
 from chroma_operator.router.hints import Hint, coalesce
 from chroma_operator.router.metrics import RouterMetrics
+from chroma_operator.router.reconcile import ReplayedRecords, ReplicaGone, reconcile
 from chroma_operator.router.replicas import Replica, ReplicaBook
 from chroma_operator.router.shards import RETRY_STATUSES, ShardCallError, ShardPool
 
@@ -35,6 +36,9 @@ class CatchUp:
         self.pool = pool
         self.metrics = metrics
         self._running: dict[str, asyncio.Task[None]] = {}
+        # per replica, what its replays wrote and is not reconciled yet (kept across
+        # attempts: a replay cut short resumes where it got to, and so does this)
+        self._replayed: dict[str, ReplayedRecords] = {}
 
     async def run(self, interval: float = 0.5, announce_every: float = 5.0) -> None:
         last_announce = time.monotonic()
@@ -81,9 +85,16 @@ class CatchUp:
             rep.reachable = True
             await asyncio.sleep(RESUME_GRACE_S)
         ids: dict[tuple[str, str, str], str | None] = {}
+        replayed = self._replayed.setdefault(rep.name, ReplayedRecords())
         while True:
             batch = list(rep.log.read_from(rep.log.offset, BATCH))
             if not batch:
+                if replayed:
+                    if not await self._reconcile(pool, rep, replayed):
+                        rep.reachable = False
+                        return
+                    replayed = self._replayed[rep.name] = ReplayedRecords()
+                    continue  # writes hinted meanwhile are replayed (and reconciled) too
                 async with rep.log.lock:
                     if rep.log.drained():
                         rep.log.truncate()
@@ -99,9 +110,40 @@ class CatchUp:
                 if not await self.apply(pool, rep, hint, ids):
                     rep.reachable = False
                     return
+                if self.book.topology.router.peers:
+                    replayed.add(hint)
                 rep.log.advance(end, count)
                 self.metrics.hints_replayed.labels(rep.name).inc(count)
                 self.metrics.hints_replayed_records.labels(rep.name).inc(hint.records)
+
+    async def _reconcile(self, pool: ShardPool, rep: Replica, replayed: ReplayedRecords) -> bool:
+        """The replayed records made to match an in-sync sibling; False when `rep` stopped
+        answering (try again on a later tick). With no sibling answering, the replica is
+        in sync as the replay left it (a sibling down too must not keep the shard
+        unreadable); the log says so."""
+        siblings = [
+            r
+            for r in self.book.replicas.values()
+            if r.shard == rep.shard and r is not rep and self.book.state(r) == "in-sync"
+        ]
+        for sibling in siblings:
+            try:
+                changed = await reconcile(pool, rep, sibling, replayed)
+            except ReplicaGone as exc:
+                if exc.endpoint == rep.endpoint:
+                    return False
+                continue  # that sibling is down: the next one
+            except Exception:
+                log.exception("replica %s: reconciling its replay failed", rep.name)
+                break
+            self.metrics.replay_reconciled.labels(rep.name).inc(changed)
+            return True
+        log.warning(
+            "replica %s: replay not reconciled (no in-sync sibling answered); if other "
+            "routers also held hints for it, run a repair",
+            rep.name,
+        )
+        return True
 
     async def apply(
         self,

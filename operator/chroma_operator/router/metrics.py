@@ -170,6 +170,13 @@ class RouterMetrics:
             "Read sub-requests (the base of the hedge budget)",
             registry=self.registry,
         )
+        self.replay_reconciled = Counter(
+            "chroma_router_replay_reconciled_records_total",
+            "Replayed records found different from an in-sync sibling and copied from it "
+            "(writes of one record through two routers, replayed out of order)",
+            ["replica"],
+            registry=self.registry,
+        )
         self.write_stragglers = Counter(
             "chroma_router_write_stragglers_total",
             "Live writes to a replica given up after the grace period (its siblings took them)",
