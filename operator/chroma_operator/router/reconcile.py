@@ -8,6 +8,8 @@ over all of them), the replica would end with whichever router replayed last, no
 last write. The sibling that took those writes live has them in the order they were
 acknowledged, so after its replay each router copies the sibling's version of every record
 it replayed (and deletes those the sibling no longer has) wherever the two differ.
+The replica is not read while this runs (it is still stale), so a record rewritten as
+delete-then-add is never seen half done.
 
 The last router to replay a record also reconciles it, so the replica ends as the sibling.
 What stays open: another router replaying and reconciling the same record in the moment
@@ -35,7 +37,7 @@ log = logging.getLogger("chroma_operator.router.reconcile")
 
 CollectionKey = tuple[str, str, str]  # tenant, database, name
 RECORD_WRITES = ("/add", "/upsert", "/update", "/delete")
-CHUNK = 500  # ids per comparison: two gets at once, then at most one upsert and one delete
+CHUNK = 500  # ids per comparison: two gets at once, then at most one delete and one add
 
 
 class ReplicaGone(Exception):
@@ -146,13 +148,15 @@ async def reconcile(pool: ShardPool, rep: Replica, sib: Replica, replayed: Repla
             differ = set(diff_records([theirs], [ours], mode))
             if not differ:
                 continue
+            # Deleted first, then written: an upsert over the old record would keep
+            # metadata keys the sibling's version does not have (Chroma merges them).
+            await _call(
+                pool, shard, replica, "POST", ours_at + "/delete", h, {"ids": sorted(differ)}
+            )
             copy = theirs.filter(differ.__contains__)
-            gone = sorted(differ - set(copy.ids))
             if len(copy):
                 body = copy.to_write_body()
-                await _call(pool, shard, replica, "POST", ours_at + "/upsert", h, body)
-            if gone:
-                await _call(pool, shard, replica, "POST", ours_at + "/delete", h, {"ids": gone})
+                await _call(pool, shard, replica, "POST", ours_at + "/add", h, body)
             changed += len(differ)
     if changed:
         log.info(
