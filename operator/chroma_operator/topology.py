@@ -90,6 +90,12 @@ class ReplicationTopology(_Strict):
         ge=1024,
         description="A hint log larger than this is dropped and its replica needs a full repair",
     )
+    mark_check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each router checks that every replica still carries its "
+        "mark (one without it, beside siblings with it, lost its data)",
+    )
 
 
 class EncoderTopology(_Strict):

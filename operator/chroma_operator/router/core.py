@@ -23,6 +23,7 @@ from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.catchup import CatchUp
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.fanout import gather, require_all, require_ok
+from chroma_operator.router.lost_replicas import LostReplicas
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.recall import RecallSampler
 from chroma_operator.router.replicas import ReplicaBook
@@ -51,6 +52,7 @@ class RouterCore:
         self.book = ReplicaBook(source.current)
         self.book.announcer = self.announce_replicas
         self.catchup = CatchUp(self.book, lambda: self.state.pool, self.metrics)
+        self.lost_replicas = LostReplicas(self.book, lambda: self.state.pool)
         self.state = self.make_state(source.current)
         self.auth = AuthGate(source.current.auth)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
@@ -79,7 +81,10 @@ class RouterCore:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(self.catchup.run())]
+        tasks = [
+            asyncio.create_task(self.catchup.run()),
+            asyncio.create_task(self.lost_replicas.run()),
+        ]
         if self.source.path is not None or self.auth.enabled:
             tasks.append(asyncio.create_task(self._watch()))
         # A restarted router: its reloaded hint logs make replicas stale; learn what the

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from chroma_operator.router import validate as v
 from chroma_operator.router.core import RouterCore
-from chroma_operator.router.errors import ChromaHTTPError, invalid_argument
+from chroma_operator.router.errors import ChromaHTTPError, invalid_argument, shard_unavailable
+from chroma_operator.router.lost_replicas import put_mark
 from chroma_operator.router.replicas import HOLD_TTL_S, Hold, Replica
 from chroma_operator.router.state import State, json_response
 
@@ -42,6 +43,9 @@ class ReplicaRoutes:
         rep = self.core.book.replicas.get(str(body.get("replica", "")))
         if rep is None:
             raise invalid_argument(f"unknown replica {body.get('replica')!r}")
+        if not body.get("from_peer") and not await put_mark(st.pool, rep):
+            # without its mark back, the next look would call it lost again
+            raise shard_unavailable(rep.shard, rep.endpoint, "did not take its mark")
         rep.clear_repair()
         for sender in [k for k, s in rep.peer_claims.items() if s == "repairing"]:
             del rep.peer_claims[sender]

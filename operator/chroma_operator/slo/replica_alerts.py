@@ -38,7 +38,8 @@ def replica_alert_group(
                 "summary": f"{where}: a replica needs a repair",
                 "description": (
                     "{{ $value }} replica(s) missed writes that no hint log holds (a hint "
-                    "log over replication.maxHintBytes, or lost with a router's volume). "
+                    "log over replication.maxHintBytes, or lost with a router's volume), "
+                    "or came back without their data (a lost or new volume). "
                     "They serve no reads and take no writes until repaired. " + repair_hint
                 ),
             },
