@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from chroma_operator.router.collections import by_name_path, id_path
 from chroma_operator.router.hints import Hint, coalesce
+from chroma_operator.router.lost_replicas import read_mark
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.reconcile import ReplayedRecords, ReplicaGone, reconcile
 from chroma_operator.router.replicas import Replica, ReplicaBook
@@ -81,6 +82,11 @@ class CatchUp:
         if not await pool.ping(rep.shard, rep.endpoint):
             rep.reachable = False
             return
+        if await read_mark(pool, rep) is False:
+            # Back without its mark: it may have lost its data, and a replay would make a
+            # few records look like all of them. The marks' next look decides first.
+            rep.reachable = False
+            return
         if not rep.reachable:
             rep.reachable = True
             await asyncio.sleep(RESUME_GRACE_S)
@@ -89,6 +95,8 @@ class CatchUp:
         while True:
             batch = list(rep.log.read_from(rep.log.offset, BATCH))
             if not batch:
+                if rep.repairing:  # its log was dropped meanwhile: a repair copies all
+                    return
                 if replayed:
                     if not await self._reconcile(pool, rep, replayed):
                         rep.reachable = False

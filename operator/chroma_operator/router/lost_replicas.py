@@ -95,12 +95,12 @@ class LostReplicas:
         self.pool = pool
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.book.topology.replication.mark_check_seconds)
+        while True:  # a first look at once: a new cluster's replicas get their marks
             try:
                 await self.check()
             except Exception:
                 log.exception("looking at the replicas' marks failed")
+            await asyncio.sleep(self.book.topology.replication.mark_check_seconds)
 
     async def check(self) -> list[str]:
         """One look at every shard; returns the replicas found to have lost their data."""

@@ -1,12 +1,14 @@
 """A replica that comes back without its data (a lost volume) is never read as in sync:
-the routers see it lacks the mark its sibling carries, keep it out of reads and writes
-as *repairing*, and a repair brings it back with everything."""
+its hints are not replayed to it, the routers see it lacks the mark its sibling carries
+and keep it out of reads and writes as *repairing*, and a repair brings it back with
+everything."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,17 +16,24 @@ import pytest
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.repair.run import Options, run_repair
-from chroma_operator.router.lost_replicas import (
-    MARK_COLLECTION,
-    MARK_DATABASE,
-    MARK_SETTLE_LOOKS,
-    MARK_TENANT,
-)
+from chroma_operator.router.lost_replicas import MARK_COLLECTION, MARK_DATABASE, MARK_TENANT
 from replica_harness import batch, records_of, replica_view, router_for
+from router_harness import metric_samples
 
 pytestmark = pytest.mark.slow
 
 MARK_URL = f"/api/v2/tenants/{MARK_TENANT}/databases/{MARK_DATABASE}/collections/{MARK_COLLECTION}"
+
+
+def mark_long_ago(server: ChromaServer) -> None:
+    """The mark, as if made an hour ago (no wait for young marks to settle)."""
+    base = server.url + "/api/v2/tenants"
+    httpx.post(base, json={"name": MARK_TENANT})  # an error when it exists: fine
+    httpx.post(f"{base}/{MARK_TENANT}/databases", json={"name": MARK_DATABASE})
+    httpx.delete(server.url + MARK_URL)
+    made = {"name": MARK_COLLECTION, "metadata": {"made_at": time.time() - 3600}}
+    collections = f"{base}/{MARK_TENANT}/databases/{MARK_DATABASE}/collections"
+    httpx.post(collections, json=made).raise_for_status()
 
 
 def marked(server: ChromaServer) -> bool:
@@ -36,33 +45,50 @@ def state_of(router_url: str, name: str) -> str:
     return str({r["name"]: r for r in rows}[name]["state"])
 
 
-def wait_for(what: str, check: object, timeout: float = 30.0) -> None:
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, f"not {what} after {timeout}s"
         time.sleep(0.2)
+
+
+def replayed_to(router_url: str, name: str) -> float:
+    text = httpx.get(router_url + "/metrics", timeout=5).text
+    samples = metric_samples(text, "chroma_router_hints_replayed_total")
+    return sum(v for labels, v in samples if labels["replica"] == name)
 
 
 def test_a_replica_back_without_its_data_is_repairing_until_repaired(
     replicas: list[list[ChromaServer]],
 ) -> None:
-    router = router_for(
-        replicas, Path(tempfile.mkdtemp(prefix="hints-")), mark_check_seconds=0.5
-    ).start()
+    for shard in replicas:
+        for server in shard:
+            mark_long_ago(server)
+    hints = Path(tempfile.mkdtemp(prefix="hints-"))
+    router = router_for(replicas, hints, mark_check_seconds=3600).start()  # one look, now
     kept, lost = replicas[0]
     try:
         col = router.client().create_collection("lost-data")
         col.add(**batch("a", 40, 1))
-        wait_for("marked", lambda: all(marked(s) for shard in replicas for s in shard))
-        time.sleep(MARK_SETTLE_LOOKS * 0.5)  # marks this young may still be being made
         lost.kill()
+        col.upsert(**batch("w", 20, 2))  # while it is away: hints for it
         shutil.rmtree(lost.data_dir / "data")  # the volume is gone: a new, empty one
         lost.start()
-        assert not marked(lost) and lost.url  # it answers, with nothing
+        assert not marked(lost)  # it answers, with nothing
+        time.sleep(2.5)  # a replay would have run by now (pings every 0.5 s, 0.5 s grace)
+        # Its hints are not replayed to it: a few records would pass for all of them.
+        assert state_of(router.url, "shard-0-1") == "stale"
+        assert replayed_to(router.url, "shard-0-1") == 0
+        assert col.count() == 60
+        router.stop()
+
+        # A router that looks at the marks now (and every half second).
+        router = router_for(replicas, hints, mark_check_seconds=0.5).start()
+        col = router.client().get_collection("lost-data")
         wait_for("repairing", lambda: state_of(router.url, "shard-0-1") == "repairing")
         for _ in range(10):  # reads never reach the empty replica
-            assert col.count() == 40
-        col.upsert(**batch("b", 10, 2))  # writes go on without it (no hints: copied later)
+            assert col.count() == 60
+        col.upsert(**batch("b", 10, 3))  # writes go on without it (no hints: copied later)
         assert not {r["name"] for r in replica_view(router) if r["pending_hints"]}
 
         report = run_repair(Options(url=router.url))
@@ -72,7 +98,7 @@ def test_a_replica_back_without_its_data_is_repairing_until_repaired(
         assert records_of(lost, "lost-data") == records_of(kept, "lost-data")
         time.sleep(1.5)  # three more looks: it carries its mark again
         assert state_of(router.url, "shard-0-1") == "in-sync"
-        assert col.count() == 50
+        assert col.count() == 70
     finally:
         router.stop()
         if not lost.running:
