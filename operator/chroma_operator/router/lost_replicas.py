@@ -6,8 +6,8 @@ added by raising `replicas`. Such a replica answers, has no pending hints, and w
 read as in sync (and its empty answers merged as if true).
 
 So every replica carries a mark: the collection `marker` in database `replicas` of tenant
-`chroma-operator` (clients have no reason to name that tenant, and Chroma cannot list
-tenants). Every router looks at the marks of every shard's replicas every
+`chroma-operator` (a tenant the router keeps clients out of: `route_app`). Every router
+looks at the marks of every shard's replicas at start and every
 `replication.mark_check_seconds`:
 
 - No replica of a shard has one, and all of them answer: a new shard, or a cluster from
