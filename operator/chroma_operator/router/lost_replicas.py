@@ -116,8 +116,8 @@ class LostReplicas:
         settle = MARK_SETTLE_LOOKS * self.book.topology.replication.mark_check_seconds
         action, which, made_at = verdict(marks, time.time(), settle)
         chosen = [reps[i] for i in which]
-        if action == "mark":
-            await asyncio.gather(*(put_mark(pool, r, made_at) for r in chosen))
+        if action == "mark":  # a replica held for a repair gets its mark from the repair
+            await asyncio.gather(*(put_mark(pool, r, made_at) for r in chosen if not r.repairing))
             return []
         lost = [r for r in chosen if not r.repairing]
         for rep in lost:

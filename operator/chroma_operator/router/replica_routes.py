@@ -43,8 +43,10 @@ class ReplicaRoutes:
         rep = self.core.book.replicas.get(str(body.get("replica", "")))
         if rep is None:
             raise invalid_argument(f"unknown replica {body.get('replica')!r}")
-        if not body.get("from_peer") and not await put_mark(st.pool, rep):
-            # without its mark back, the next look would call it lost again
+        # Without its mark back, the next look would call it lost again. Made "long ago":
+        # a young mark would make the looks take a sibling without one for a shard whose
+        # marks are still being made, instead of one that lost its data.
+        if not body.get("from_peer") and not await put_mark(st.pool, rep, made_at=0.0):
             raise shard_unavailable(rep.shard, rep.endpoint, "did not take its mark")
         rep.clear_repair()
         for sender in [k for k, s in rep.peer_claims.items() if s == "repairing"]:
