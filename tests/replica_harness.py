@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,8 +15,8 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 
-from chroma_operator.local.chroma_server import ChromaServer
-from router_harness import RouterProcess, http_client, make_topology
+from chroma_operator.local.chroma_server import ChromaServer, free_port
+from router_harness import RouterProcess, http_client, make_topology, metric_samples
 
 DIM = 8
 SHARD_TIMEOUT = 8.0  # generous: a loaded CI machine must not look like a hung replica
@@ -52,11 +53,41 @@ def hung(server: ChromaServer) -> Iterator[None]:
         os.kill(server.pid, signal.SIGCONT)
 
 
+def peer_routers(grid: Sequence[Sequence[Endpoint]], n: int = 2) -> list[RouterProcess]:
+    """`n` routers (not started) over the same replicas, each listing all as its peers,
+    each with a hint directory of its own: the routers of one cluster."""
+    ports = [free_port() for _ in range(n)]
+    peers = [f"http://127.0.0.1:{p}" for p in ports]
+    return [
+        RouterProcess(
+            make_topology(
+                [[s.url for s in shard] for shard in grid],
+                shard_timeout_seconds=5.0,
+                peers=peers,
+                hints_dir=tempfile.mkdtemp(prefix="hints-"),
+            ),
+            port=port,
+        )
+        for port in ports
+    ]
+
+
 def replica_view(router: RouterProcess) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = httpx.get(router.url + "/internal/replicas", timeout=5).json()[
         "replicas"
     ]
     return rows
+
+
+def replica_row(router: RouterProcess, name: str) -> dict[str, Any]:
+    """One replica's row of the router's view (`shard-<i>-<r>`)."""
+    return {r["name"]: r for r in replica_view(router)}[name]
+
+
+def replica_counter(router: RouterProcess, metric: str, replica: str) -> float:
+    """A per-replica counter of the router's /metrics (0 when it has no sample yet)."""
+    text = httpx.get(router.url + "/metrics", timeout=5).text
+    return sum(v for labels, v in metric_samples(text, metric) if labels["replica"] == replica)
 
 
 def wait_in_sync(router: RouterProcess, timeout: float) -> float:

@@ -79,12 +79,10 @@ class CatchUp:
 
     async def replay(self, rep: Replica) -> None:
         pool = self.pool()
-        if not await pool.ping(rep.shard, rep.endpoint):
-            rep.reachable = False
-            return
-        if await read_mark(pool, rep) is False:
-            # Back without its mark: it may have lost its data, and a replay would make a
-            # few records look like all of them. The marks' next look decides first.
+        mark = await read_mark(pool, rep)  # also the ping: None when it did not answer
+        if not isinstance(mark, dict):  # a mark may carry no metadata: {} is a mark
+            # Not back; or back without its mark: it may have lost its data, and a replay
+            # would make a few records look like all of them (the marks' next look decides).
             rep.reachable = False
             return
         if not rep.reachable:

@@ -5,20 +5,29 @@ everything."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import chromadb
 import httpx
 import pytest
+from chromadb.errors import NotFoundError
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.repair.run import Options, run_repair
 from chroma_operator.router.lost_replicas import MARK_COLLECTION, MARK_DATABASE, MARK_TENANT
-from replica_harness import batch, records_of, replica_view, router_for
-from router_harness import metric_samples
+from replica_harness import (
+    batch,
+    records_of,
+    replica_counter,
+    replica_row,
+    replica_view,
+    router_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +35,33 @@ MARK_URL = f"/api/v2/tenants/{MARK_TENANT}/databases/{MARK_DATABASE}/collections
 
 
 def mark_long_ago(server: ChromaServer) -> None:
-    """The mark, as if made an hour ago (no wait for young marks to settle)."""
-    base = server.url + "/api/v2/tenants"
-    httpx.post(base, json={"name": MARK_TENANT})  # an error when it exists: fine
-    httpx.post(f"{base}/{MARK_TENANT}/databases", json={"name": MARK_DATABASE})
-    httpx.delete(server.url + MARK_URL)
-    made = {"name": MARK_COLLECTION, "metadata": {"made_at": time.time() - 3600}}
-    collections = f"{base}/{MARK_TENANT}/databases/{MARK_DATABASE}/collections"
-    httpx.post(collections, json=made).raise_for_status()
+    """The mark, as if made an hour ago (no wait for young marks to settle), made with
+    the stock client straight on the server."""
+    admin = chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=server.port,
+        )
+    )
+    try:
+        admin.get_tenant(MARK_TENANT)
+    except NotFoundError:
+        admin.create_tenant(MARK_TENANT)
+    try:
+        admin.get_database(MARK_DATABASE, tenant=MARK_TENANT)
+    except NotFoundError:
+        admin.create_database(MARK_DATABASE, tenant=MARK_TENANT)
+    client = chromadb.HttpClient(
+        host="127.0.0.1", port=server.port, tenant=MARK_TENANT, database=MARK_DATABASE
+    )
+    with contextlib.suppress(NotFoundError):
+        client.delete_collection(MARK_COLLECTION)
+    client.create_collection(MARK_COLLECTION, metadata={"made_at": time.time() - 3600})
 
 
 def marked(server: ChromaServer) -> bool:
     return httpx.get(server.url + MARK_URL, timeout=5).status_code == 200
-
-
-def state_of(router_url: str, name: str) -> str:
-    rows = httpx.get(router_url + "/internal/replicas", timeout=5).json()["replicas"]
-    return str({r["name"]: r for r in rows}[name]["state"])
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -50,12 +69,6 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Non
     while not check():
         assert time.monotonic() < deadline, f"not {what} after {timeout}s"
         time.sleep(0.2)
-
-
-def replayed_to(router_url: str, name: str) -> float:
-    text = httpx.get(router_url + "/metrics", timeout=5).text
-    samples = metric_samples(text, "chroma_router_hints_replayed_total")
-    return sum(v for labels, v in samples if labels["replica"] == name)
 
 
 def test_a_replica_back_without_its_data_is_repairing_until_repaired(
@@ -77,15 +90,15 @@ def test_a_replica_back_without_its_data_is_repairing_until_repaired(
         assert not marked(lost)  # it answers, with nothing
         time.sleep(2.5)  # a replay would have run by now (pings every 0.5 s, 0.5 s grace)
         # Its hints are not replayed to it: a few records would pass for all of them.
-        assert state_of(router.url, "shard-0-1") == "stale"
-        assert replayed_to(router.url, "shard-0-1") == 0
+        assert replica_row(router, "shard-0-1")["state"] == "stale"
+        assert replica_counter(router, "chroma_router_hints_replayed_total", "shard-0-1") == 0
         assert col.count() == 60
         router.stop()
 
         # A router that looks at the marks now (and every half second).
         router = router_for(replicas, hints, mark_check_seconds=0.5).start()
         col = router.client().get_collection("lost-data")
-        wait_for("repairing", lambda: state_of(router.url, "shard-0-1") == "repairing")
+        wait_for("repairing", lambda: replica_row(router, "shard-0-1")["state"] == "repairing")
         for _ in range(10):  # reads never reach the empty replica
             assert col.count() == 60
         col.upsert(**batch("b", 10, 3))  # writes go on without it (no hints: copied later)
@@ -93,11 +106,11 @@ def test_a_replica_back_without_its_data_is_repairing_until_repaired(
 
         report = run_repair(Options(url=router.url))
         assert report.converged
-        assert state_of(router.url, "shard-0-1") == "in-sync"
+        assert replica_row(router, "shard-0-1")["state"] == "in-sync"
         assert marked(lost)
         assert records_of(lost, "lost-data") == records_of(kept, "lost-data")
         time.sleep(1.5)  # three more looks: it carries its mark again
-        assert state_of(router.url, "shard-0-1") == "in-sync"
+        assert replica_row(router, "shard-0-1")["state"] == "in-sync"
         assert col.count() == 70
     finally:
         router.stop()

@@ -14,7 +14,16 @@ import pytest
 
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.router.hedge import SUSPECT_SECONDS
-from replica_harness import DIM, batch, records_of, replica_view, router_for, wait_in_sync
+from replica_harness import (
+    DIM,
+    batch,
+    peer_routers,
+    records_of,
+    replica_row,
+    replica_view,
+    router_for,
+    wait_in_sync,
+)
 from router_harness import RouterProcess, http_client, make_topology
 
 pytestmark = pytest.mark.slow
@@ -158,22 +167,7 @@ def test_a_read_stuck_on_a_hung_replica_is_hedged_to_its_sibling(
 def test_peer_routers_hear_of_a_stale_replica_and_of_its_return(
     replicas: list[list[ChromaServer]],
 ) -> None:
-    from chroma_operator.local.chroma_server import free_port
-
-    ports = [free_port(), free_port()]
-    peers = [f"http://127.0.0.1:{p}" for p in ports]
-    routers = [
-        RouterProcess(
-            make_topology(
-                [[s.url for s in shard] for shard in replicas],
-                shard_timeout_seconds=5.0,
-                peers=peers,
-                hints_dir=tempfile.mkdtemp(prefix="hints-"),
-            ),
-            port=port,
-        )
-        for port in ports
-    ]
+    routers = peer_routers(replicas)
     a, b = routers
     lost = replicas[0][1]
     try:
@@ -183,7 +177,7 @@ def test_peer_routers_hear_of_a_stale_replica_and_of_its_return(
         col.add(**batch("p", 40, 4))
         lost.kill()
         col.add(**batch("q", 40, 5))  # through A: shard 0's part is a hint at A
-        seen_at_b = {r["name"]: r for r in replica_view(b)}["shard-0-1"]
+        seen_at_b = replica_row(b, "shard-0-1")
         assert seen_at_b["state"] == "stale" and seen_at_b["pending_hints"] == 0
         assert b.client().get_collection("peers").count() == 80  # B does not read it
         lost.start()

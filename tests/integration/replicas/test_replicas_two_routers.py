@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import numpy as np
 import pytest
 
-from chroma_operator.local.chroma_server import ChromaServer, free_port
-from replica_harness import DIM, records_of, replica_view, wait_in_sync
-from router_harness import RouterProcess, make_topology, metric_samples
+from chroma_operator.local.chroma_server import ChromaServer
+from replica_harness import (
+    DIM,
+    peer_routers,
+    records_of,
+    replica_counter,
+    replica_row,
+    wait_in_sync,
+)
+from router_harness import RouterProcess
 
 pytestmark = pytest.mark.slow
 
@@ -28,20 +33,7 @@ N = 40
 
 @pytest.fixture
 def two_routers(replicas: list[list[ChromaServer]]) -> Iterator[tuple[RouterProcess, ...]]:
-    ports = [free_port(), free_port()]
-    peers = [f"http://127.0.0.1:{p}" for p in ports]
-    routers = [
-        RouterProcess(
-            make_topology(
-                [[s.url for s in shard] for shard in replicas],
-                shard_timeout_seconds=5.0,
-                peers=peers,
-                hints_dir=tempfile.mkdtemp(prefix="hints-"),
-            ),
-            port=port,
-        )
-        for port in ports
-    ]
+    routers = peer_routers(replicas)
     try:
         for r in routers:
             r.start()
@@ -61,10 +53,6 @@ def version(ids: list[str], v: int, group: str = "r") -> dict[str, object]:
         "metadatas": [{"v": v, "group": group} | ({"only_v1": 1} if v == 1 else {}) for _ in ids],
         "documents": [f"{i} version {v}" for i in ids],
     }
-
-
-def replica_state(router: RouterProcess, name: str) -> str:
-    return str({r["name"]: r for r in replica_view(router)}[name]["own_state"])
 
 
 @contextmanager
@@ -109,14 +97,14 @@ def test_writes_through_two_routers_to_a_lost_replica_end_as_the_last_write(
         through_b.delete(where={"group": "g"})
         through_a.upsert(**version(ids[::2], 3))  # type: ignore[arg-type]
         through_a.upsert(**version(later, 4, group="g"))  # type: ignore[arg-type]
-        views = [{r["name"]: r for r in replica_view(x)}["shard-0-1"] for x in (a, b)]
+        views = [replica_row(x, "shard-0-1") for x in (a, b)]
         assert [v["pending_hints"] for v in views] == [3, 4], views
     finally:
         lost.start()
     first, second = (b, a) if last == "A" else (a, b)
     with stopped(second):
         deadline = time.monotonic() + 60
-        while replica_state(first, "shard-0-1") != "in-sync":
+        while replica_row(first, "shard-0-1")["own_state"] != "in-sync":
             assert time.monotonic() < deadline, "the first router did not replay"
             time.sleep(0.1)
     wait_in_sync(a, 60)
@@ -131,15 +119,8 @@ def test_writes_through_two_routers_to_a_lost_replica_end_as_the_last_write(
     assert dict(zip(got["ids"], got["documents"], strict=True)) == want
     # The second router's replay did undo writes of the first's (each has only its own
     # writes), and it put them right.
-    copied = [
-        value
-        for labels, value in metric_samples(
-            httpx.get(second.url + "/metrics").text,
-            "chroma_router_replay_reconciled_records_total",
-        )
-        if labels["replica"] == "shard-0-1"
-    ]
-    assert copied and copied[0] > 0
+    copied = replica_counter(second, "chroma_router_replay_reconciled_records_total", "shard-0-1")
+    assert copied > 0
 
 
 def test_with_its_sibling_down_too_a_replayed_replica_still_serves(
