@@ -203,6 +203,9 @@ def up(
     from chroma_operator.local.secrets import SecretError, load_secrets, parse_secret_args
     from chroma_operator.reshard.plan import ReshardRefused
 
+    # Ctrl-C stops what `up` started, even where SIGINT came in ignored (a script's `cmd &`
+    # starts its jobs so, and Python then never raises KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cluster = _load_file(file)
     home = directory or ROOT / cluster.name
     try:

@@ -194,6 +194,10 @@ def test_ctrl_c_in_the_foreground_stops_everything(repo_root: Path, tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As a script's `cmd &` starts it: SIGINT ignored on the way in. Ctrl-C must still
+        # stop it (before the fix it ran on, and this test passed or failed by how the
+        # suite itself was started).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert proc.stdout is not None
