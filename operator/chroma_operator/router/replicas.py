@@ -11,6 +11,7 @@ replica name), so states and logs are never lost to a reload.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import tempfile
 import time
@@ -21,6 +22,8 @@ from typing import Any, Literal
 
 from chroma_operator.router.hints import HintLog
 from chroma_operator.topology import Topology
+
+log = logging.getLogger("chroma_operator.router.replicas")
 
 State = Literal["in-sync", "stale", "repairing", "fenced"]
 HOLD_TTL_S = 3600.0
@@ -134,6 +137,29 @@ class ReplicaBook:
     def in_sync(self, endpoint: str) -> bool:
         rep = self.by_endpoint.get(endpoint)
         return rep is None or self.state(rep) == "in-sync"
+
+    def lost_contact(self, endpoint: str, why: str) -> bool:
+        """A read found this replica not listening: down or restarting, and it may come
+        back without its data, with no write missed to say so. It goes stale (out of
+        reads) until catch-up finds its mark on it, unless it is its shard's last in-sync
+        replica. True when this changed its state (peers are told)."""
+        rep = self.by_endpoint.get(endpoint)
+        if rep is None or self.state(rep) != "in-sync":
+            return False
+        siblings = (r for r in self.replicas.values() if r.shard == rep.shard and r is not rep)
+        if not any(self.state(r) == "in-sync" for r in siblings):
+            return False
+        if not self.mark_stale(rep):
+            return False
+        log.warning(
+            "replica %s of shard %d could not be reached by a read (%s): stale until it "
+            "answers with its mark",
+            rep.name,
+            rep.shard,
+            why,
+        )
+        self.spawn_announce()
+        return True
 
     def write_blocked(self, shard: int) -> Hold | None:
         now = time.monotonic()

@@ -29,6 +29,11 @@ class ShardHttpError(Exception):
     """The exchange failed below HTTP: refused, reset, closed early or unparsable."""
 
 
+class ShardUnreachable(ShardHttpError):
+    """No connection could be made: the replica is down or restarting (and may come back
+    without its data), unlike an exchange cut short on a connection that was up."""
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -203,7 +208,7 @@ class ShardHttp:
             try:
                 _, conn = await loop.create_connection(_Connection, ep.host, ep.port)
             except OSError as exc:
-                raise ShardHttpError(f"cannot connect: {exc.strerror or exc}") from exc
+                raise ShardUnreachable(f"cannot connect: {exc.strerror or exc}") from exc
         return conn
 
     async def request(

@@ -29,7 +29,7 @@ from chroma_operator.router.hedge import (
     SuspectList,
 )
 from chroma_operator.router.metrics import RouterMetrics
-from chroma_operator.router.shard_http import ShardHttp, ShardHttpError
+from chroma_operator.router.shard_http import ShardHttp, ShardHttpError, ShardUnreachable
 from chroma_operator.router.trace import shard_trace_id
 from chroma_operator.topology import Topology
 
@@ -45,11 +45,12 @@ KEEPALIVE_S = 60.0
 class ShardCallError(Exception):
     """A shard replica could not answer (connection error, timeout, or 5xx gateway status)."""
 
-    def __init__(self, shard: int, endpoint: str, reason: str) -> None:
+    def __init__(self, shard: int, endpoint: str, reason: str, unreachable: bool = False) -> None:
         super().__init__(f"shard {shard} ({endpoint}): {reason}")
         self.shard = shard
         self.endpoint = endpoint
         self.reason = reason
+        self.unreachable = unreachable  # no connection could be made at all
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ class ShardPool:
             raise ShardCallError(shard, endpoint, "timed out") from exc
         except ShardHttpError as exc:
             self.metrics.shard_errors.labels(label, "connection").inc()
-            raise ShardCallError(shard, endpoint, str(exc)) from exc
+            unreachable = isinstance(exc, ShardUnreachable)
+            raise ShardCallError(shard, endpoint, str(exc), unreachable) from exc
         finally:
             self._latency[shard].observe(time.perf_counter() - start)
         status = answer.status
@@ -186,9 +188,14 @@ class ShardPool:
 
         async def one(ep: str, path: str) -> Reply:
             start = time.perf_counter()
-            reply = await self.call(
-                shard, ep, method, path, content=content, params=params, headers=headers
-            )
+            try:
+                reply = await self.call(
+                    shard, ep, method, path, content=content, params=params, headers=headers
+                )
+            except ShardCallError as exc:
+                if exc.unreachable and self.book is not None:
+                    self.book.lost_contact(ep, exc.reason)
+                raise
             if reply.status in RETRY_STATUSES:
                 raise ShardCallError(shard, ep, f"status {reply.status}")
             self._windows[shard].add(time.perf_counter() - start)

@@ -116,3 +116,45 @@ def test_a_replica_back_without_its_data_is_repairing_until_repaired(
         router.stop()
         if not lost.running:
             lost.start()
+
+
+def test_a_replica_back_empty_with_no_write_missed_is_never_read(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    """No write reached the shard while the replica was away, so no hint says it missed
+    anything, and the marks are not looked at again: the reads that found it down are
+    what keep it out of reads until it shows its mark."""
+    for shard in replicas:
+        for server in shard:
+            mark_long_ago(server)
+    hints = Path(tempfile.mkdtemp(prefix="hints-"))
+    router = router_for(replicas, hints, mark_check_seconds=3600).start()  # one look, now
+    kept, lost = replicas[1]
+    try:
+        col = router.client().create_collection("back-empty")
+        col.add(**batch("a", 40, 1))
+        lost.kill()
+        for _ in range(6):  # reads only; one in two is sent to it first and fails over
+            assert col.count() == 40
+        assert replica_row(router, "shard-1-1")["state"] == "stale"
+        shutil.rmtree(lost.data_dir / "data")  # back with a new, empty volume
+        lost.start()
+        # Past the 5 s a replica that failed a read is asked last (hedge.SUSPECT_SECONDS);
+        # catch-up has asked it for its mark many times by now.
+        time.sleep(6)
+        assert replica_row(router, "shard-1-1")["state"] == "stale"
+        for _ in range(10):
+            assert col.count() == 40
+            assert len(col.get(limit=100)["ids"]) == 40
+        router.stop()
+
+        router = router_for(replicas, hints, mark_check_seconds=0.5).start()
+        col = router.client().get_collection("back-empty")
+        wait_for("repairing", lambda: replica_row(router, "shard-1-1")["state"] == "repairing")
+        assert run_repair(Options(url=router.url)).converged
+        assert replica_row(router, "shard-1-1")["state"] == "in-sync"
+        assert records_of(lost, "back-empty") == records_of(kept, "back-empty")
+    finally:
+        router.stop()
+        if not lost.running:
+            lost.start()
