@@ -28,7 +28,6 @@ from chroma_operator.data.backup_format import (
     RecordFileWriter,
 )
 from chroma_operator.data.chroma_http import (
-    DEFAULT_TENANT,
     ChromaCallError,
     ChromaHTTP,
     CollectionRef,
@@ -37,6 +36,7 @@ from chroma_operator.data.chroma_http import (
 from chroma_operator.data.digest import mode_for_space
 from chroma_operator.data.mover import CollectionSource, move
 from chroma_operator.data.store import Store
+from chroma_operator.data.tenant_registry import registered_at, tenants_to_cover
 
 Log = Callable[[str], None]
 
@@ -140,7 +140,9 @@ def create_backup(
     try:
         topo = router_topology(router)
         version = router.version()
-        wanted = [DEFAULT_TENANT, *[t for t in tenants or [] if t != DEFAULT_TENANT]]
+        endpoints = [str(ep) for shard in topo["shards"] for ep in shard["endpoints"]]
+        wanted = tenants_to_cover(tenants or [], registered_at(endpoints, headers))
+        log(f"tenants: {', '.join(wanted)}")
         point_in_time = True
         for shard in topo["shards"]:
             index, replica = int(shard["index"]), pick_replica(list(shard["endpoints"]), headers)

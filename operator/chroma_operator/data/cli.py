@@ -81,7 +81,9 @@ def _rate(records: int, seconds: float) -> str:
 def create(
     url: str = typer.Option(..., help="The cluster's router, e.g. http://x-router:8000"),
     to: str = typer.Option(..., "--to", help="Destination: a folder, file://, s3://, gs://, az://"),
-    tenant: list[str] = typer.Option([], help="Tenants besides default_tenant (repeatable)"),
+    tenant: list[str] = typer.Option(
+        [], help="Tenants besides default_tenant and those the routers registered (repeatable)"
+    ),
     rate_limit: float = typer.Option(0, help="Records/s per shard copy (0: unlimited)"),
     batch_size: int = typer.Option(0, min=0, help="Records per page (0: the servers' maximum)"),
     header: list[str] = typer.Option(

@@ -20,7 +20,9 @@ def command(
         None, help="Repair only this collection (by name); every collection when unset"
     ),
     tenant: list[str] = typer.Option(
-        ["default_tenant"], help="Tenants whose databases are repaired (repeat for more)"
+        ["default_tenant"],
+        help="Tenants to repair besides default_tenant and those the routers registered "
+        "(tenants with collections in use; repeat for more)",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Report what differs, change nothing (exit 4 if anything does)"

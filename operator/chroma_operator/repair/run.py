@@ -33,6 +33,7 @@ from chroma_operator.data.digest import (
 )
 from chroma_operator.data.mover import CollectionSink, RateLimiter, delete_ids
 from chroma_operator.data.records import RecordBatch
+from chroma_operator.data.tenant_registry import register, registered_at, tenants_to_cover
 from chroma_operator.repair import plan
 from chroma_operator.repair.errors import EXIT_UNKNOWN_COLLECTION, RepairError
 from chroma_operator.repair.plan import Replica
@@ -70,6 +71,7 @@ class Repairer:
         self.limiter = RateLimiter(opts.records_per_second or None)
         self.clients: dict[str, ChromaHTTP] = {}
         self.found_collection = False
+        self.tenants = tenants_to_cover(opts.tenants, [])  # and the registered ones: run_repair
         self.on_records: Callable[[int], None] = lambda _n: None
 
     def http(self, replica: Replica) -> ChromaHTTP:
@@ -78,6 +80,17 @@ class Repairer:
                 replica.endpoint, headers=self.opts.headers(), timeout=self.opts.timeout, retries=2
             )
         return self.clients[replica.endpoint]
+
+    def register_tenants(self, replicas: list[Replica]) -> None:
+        """Every replica repaired from scratch holds the tenant registry again (marks are
+        not copied: a router puts those back)."""
+        for r in replicas:
+            if r.name in self.report.skipped or r.state == plan.FENCED:
+                continue
+            try:
+                register(self.http(r), self.tenants)
+            except ChromaCallError as exc:
+                self.report.warnings.append(f"{r.name}: tenant registry not written: {exc}")
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -134,7 +147,7 @@ class Repairer:
                 f"shard {shard}: no in-sync replica answered, nothing to repair from; skipped"
             )
             return
-        for tenant in self.opts.tenants:
+        for tenant in self.tenants:
             try:
                 databases = self._listings(reachable, tenant)
             except ChromaCallError as exc:
@@ -323,6 +336,9 @@ def run_repair(opts: Options) -> RepairReport:
     topology, shards, source = discover(opts)
     repairer = Repairer(opts)
     repairer.report.reference = source
+    endpoints = [r.endpoint for replicas in shards for r in replicas]
+    repairer.tenants = tenants_to_cover(opts.tenants, registered_at(endpoints, opts.headers()))
+    opts.log("tenants: " + ", ".join(repairer.tenants))
     if source == "first-replica":
         repairer.report.warnings.append(
             "the router reports no replica states (no /internal/replicas): the first "
@@ -338,6 +354,8 @@ def run_repair(opts: Options) -> RepairReport:
                 f"shard {replicas[0].shard}: " + ", ".join(f"{r.name} {r.state}" for r in replicas)
             )
             repairer.repair_shard(replicas)
+        if not opts.dry_run:
+            repairer.register_tenants([r for replicas in shards for r in replicas])
     finally:
         repairer.close()
         if bar is not None:

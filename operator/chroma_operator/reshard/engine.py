@@ -87,7 +87,7 @@ class Engine:
         poll: float = 0.2,
     ) -> None:
         self.runtime = runtime
-        self.tenants = tenants or ["default_tenant"]
+        self.tenants = tenants or []  # besides default_tenant and the registered ones
         self.rate = rate
         self.stop = stop or threading.Event()
         self.poll = poll
@@ -139,11 +139,13 @@ class Engine:
 
     def do_phase(self, io: Shards, p: PlacementTopology) -> None:
         old, new = p.previous_shards or p.shards, p.shards
-        colls = io.collections(self.tenants)
+        tenants = io.tenants(self.tenants)
+        colls = io.collections(tenants)
         prog = self._prog()
         prog.collections_total = len(colls)
         if p.phase == "dual-write":
-            # Collections exist on every shard, the new ones included.
+            # Databases and collections exist on every shard, the new ones included.
+            io.ensure_databases(tenants)
             for key, model in colls:
                 for shard in range(max(old, new)):
                     io.ensure(shard, key, model)

@@ -17,6 +17,7 @@ from chroma_operator.data.chroma_http import ChromaCallError, ChromaHTTP, Collec
 from chroma_operator.data.digest import id_pages
 from chroma_operator.data.mover import CollectionSink, CollectionSource, delete_ids
 from chroma_operator.data.records import RecordBatch
+from chroma_operator.data.tenant_registry import register, registered_tenants, tenants_to_cover
 from chroma_operator.router.placement import shard_for
 
 _WAIT_STATUS = frozenset({0, 502, 503, 504})  # 0: no answer at all
@@ -110,8 +111,27 @@ class Shards:
 
     # --- collections -----------------------------------------------------------------
 
+    def tenants(self, named: list[str]) -> list[str]:
+        """`named` and every tenant the routers registered; every replica, the new shards'
+        too, then holds the registry."""
+        registered = registered_tenants(h for reps in self.replicas for h in reps)
+        for reps in self.replicas:
+            for h in reps:
+                register(h, registered)
+        return tenants_to_cover(named, registered)
+
+    def ensure_databases(self, tenants: list[str]) -> None:
+        """Every database of shard 0, empty ones too, on every replica: a collection a
+        client creates in one later is created on every shard, the new ones included."""
+        for tenant in tenants:
+            for database in self.replicas[0][0].list_databases(tenant):
+                for reps in self.replicas:
+                    for h in reps:
+                        h.ensure_database(tenant, database)
+
     def collections(self, tenants: list[str]) -> list[tuple[CollKey, dict[str, Any]]]:
-        """Every collection on shard 0's first replica, with its model (for creating it)."""
+        """Every collection of `tenants` on shard 0's first replica, with its model (for
+        creating it)."""
         http = self.replicas[0][0]
         return [
             (CollKey(tenant, db, str(model["name"])), model)

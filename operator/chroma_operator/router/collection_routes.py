@@ -115,6 +115,7 @@ class CollectionRoutes:
         models = {ep: r.json() for ep, r in replies.items()}
         models[st.pool.primary] = model
         st.collections.learn(tenant, database, str(model["name"]), models)
+        await self.core.tenants.registered(tenant)  # a backup started after this covers it
         if model.get("dimension") is None:
             model["dimension"] = max_dimension(models.values())
         return json_response(model)

@@ -10,7 +10,7 @@ topology change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -85,8 +85,9 @@ Key = tuple[str, str, str]
 
 
 class CollectionMap:
-    def __init__(self, pool: ShardPool) -> None:
+    def __init__(self, pool: ShardPool, on_tenant: Callable[[str], object] | None = None) -> None:
         self.pool = pool
+        self.on_tenant = on_tenant  # told of the tenant of each collection learned
         self._known: dict[Key, ResolvedCollection] = {}
         self._learning: dict[Key, asyncio.Task[bool]] = {}
 
@@ -193,6 +194,8 @@ class CollectionMap:
             space=distance_space(primary),
         )
         self._known[(tenant, database, coll.client_id)] = coll
+        if self.on_tenant is not None:
+            self.on_tenant(tenant)
         return coll
 
     async def _primary_model(

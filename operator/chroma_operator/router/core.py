@@ -30,6 +30,7 @@ from chroma_operator.router.replicas import ReplicaBook
 from chroma_operator.router.route_app import Handler, RouteApp
 from chroma_operator.router.shards import Reply, ShardPool
 from chroma_operator.router.state import State
+from chroma_operator.router.tenant_registry import TenantRegistry
 from chroma_operator.router.tls import peer_verify
 from chroma_operator.router.topology_source import TopologySource
 from chroma_operator.topology import Topology
@@ -53,6 +54,7 @@ class RouterCore:
         self.book.announcer = self.announce_replicas
         self.catchup = CatchUp(self.book, lambda: self.state.pool, self.metrics)
         self.lost_replicas = LostReplicas(self.book, lambda: self.state.pool)
+        self.tenants = TenantRegistry(lambda: self.state.pool)
         self.state = self.make_state(source.current)
         self.auth = AuthGate(source.current.auth)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
@@ -70,7 +72,8 @@ class RouterCore:
         recall = RecallSampler(
             self.metrics, slo.recall_sample_rate, slo.recall_k, slo.recall_max_per_second
         )
-        return State(topology, pool, CollectionMap(pool), self.new_cache(topology), recall)
+        collections = CollectionMap(pool, self.tenants.saw)
+        return State(topology, pool, collections, self.new_cache(topology), recall)
 
     @staticmethod
     def new_cache(topology: Topology) -> QueryCache:

@@ -30,13 +30,14 @@ from typing import Any, Literal
 
 import orjson
 
+from chroma_operator.data.tenant_registry import RESERVED_TENANT
 from chroma_operator.router.collections import by_name_path
 from chroma_operator.router.replicas import Replica, ReplicaBook
 from chroma_operator.router.shards import ShardCallError, ShardPool
 
 log = logging.getLogger("chroma_operator.router.lost_replicas")
 
-MARK_TENANT = "chroma-operator"
+MARK_TENANT = RESERVED_TENANT
 MARK_DATABASE = "replicas"
 MARK_COLLECTION = "marker"
 # Marks younger than this many looks may still be being made on the siblings (by this
@@ -65,23 +66,33 @@ async def read_mark(pool: ShardPool, rep: Replica) -> Mark:
 
 async def put_mark(pool: ShardPool, rep: Replica, made_at: float | None = None) -> bool:
     """Give the replica its mark (an existing one is kept); False when it did not answer."""
+    made = made_at if made_at is not None else time.time()
+    return await put_reserved_collection(
+        pool, rep.shard, rep.endpoint, MARK_DATABASE, MARK_COLLECTION, {"made_at": made}
+    )
+
+
+async def put_reserved_collection(
+    pool: ShardPool,
+    shard: int,
+    endpoint: str,
+    database: str,
+    name: str,
+    metadata: dict[str, Any],
+) -> bool:
+    """Create a collection in the routers' own tenant on one replica (an existing one is
+    kept as it is); False when the replica did not take it."""
     steps = [
         ("/tenants", {"name": MARK_TENANT}),
-        (f"/tenants/{MARK_TENANT}/databases", {"name": MARK_DATABASE}),
+        (f"/tenants/{MARK_TENANT}/databases", {"name": database}),
         (
-            f"/tenants/{MARK_TENANT}/databases/{MARK_DATABASE}/collections",
-            {
-                "name": MARK_COLLECTION,
-                "get_or_create": True,
-                "metadata": {"made_at": made_at if made_at is not None else time.time()},
-            },
+            f"/tenants/{MARK_TENANT}/databases/{database}/collections",
+            {"name": name, "get_or_create": True, "metadata": metadata},
         ),
     ]
     try:
         for path, body in steps:  # a tenant or database that exists answers an error: fine
-            reply = await pool.call(
-                rep.shard, rep.endpoint, "POST", path, content=orjson.dumps(body)
-            )
+            reply = await pool.call(shard, endpoint, "POST", path, content=orjson.dumps(body))
     except ShardCallError:
         return False
     return reply.ok

@@ -1,8 +1,9 @@
 """Backup and restore end to end: real shards, real routers, S3 on a local moto server.
 
 A 2-shard source cluster is backed up (to a folder and to S3) and restored into an empty
-3-shard cluster: identical records, identical top-10 answers. Broken backups and unfit
-targets fail with one line, a non-zero exit, and the target unchanged.
+3-shard cluster: identical records, identical top-10 answers, a tenant of its own included
+with no `--tenant` (the routers registered it). Broken backups and unfit targets fail with
+one line, a non-zero exit, and the target unchanged.
 """
 
 from __future__ import annotations
@@ -60,12 +61,22 @@ def empty_target(target: RouterProcess) -> Iterator[RouterProcess]:
     wipe(target)
 
 
+# (tenant, database) pairs the source fills; Chroma 1.5.9 cannot list tenants
+PLACES = [
+    ("default_tenant", "default_database"),
+    ("default_tenant", "db2"),
+    ("acme", "default_database"),
+]
+
+
 def wipe(router: RouterProcess) -> None:
     import chromadb
 
-    for db in ("default_database", "db2"):
+    for tenant, db in PLACES:
         try:
-            client = chromadb.HttpClient(host="127.0.0.1", port=router.port, database=db)
+            client = chromadb.HttpClient(
+                host="127.0.0.1", port=router.port, tenant=tenant, database=db
+            )
         except chromadb.errors.NotFoundError:
             continue
         for c in client.list_collections():
@@ -128,6 +139,17 @@ def fill(router: RouterProcess) -> None:
         http.ensure_database("default_tenant", "db2")
     other = chromadb.HttpClient(host="127.0.0.1", port=router.port, database="db2")
     other.create_collection("gamma", embedding_function=None)  # empty: restored empty
+    admin = chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=router.port,
+        )
+    )
+    admin.create_tenant("acme")
+    admin.create_database("default_database", tenant="acme")
+    acme = chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant="acme")
+    acme.create_collection("delta", embedding_function=None).add(**records(80, 3))
 
 
 def snapshot(router: RouterProcess) -> dict[str, Any]:
@@ -137,11 +159,13 @@ def snapshot(router: RouterProcess) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rng = np.random.default_rng(99)
     queries = rng.standard_normal((5, DIM)).astype(np.float32).tolist()
-    for db in ("default_database", "db2"):
+    for tenant, db in PLACES:
         try:
-            client = chromadb.HttpClient(host="127.0.0.1", port=router.port, database=db)
+            client = chromadb.HttpClient(
+                host="127.0.0.1", port=router.port, tenant=tenant, database=db
+            )
         except chromadb.errors.NotFoundError:
-            out[db] = "absent"
+            out[f"{tenant}/{db}"] = "absent"
             continue
         for c in client.list_collections():
             coll = client.get_collection(c.name, embedding_function=None)
@@ -158,7 +182,7 @@ def snapshot(router: RouterProcess) -> dict[str, Any]:
                     got["uris"][i],
                 )
             top = coll.query(query_embeddings=queries, n_results=10) if rows else {"ids": []}
-            out[f"{db}/{c.name}"] = {
+            out[f"{tenant}/{db}/{c.name}"] = {
                 "rows": rows,
                 "metadata": coll.metadata,
                 "top10": top["ids"],
@@ -196,10 +220,11 @@ def test_backup_to_folder_lists_verifies_and_reads_with_pyarrow(
     folder_backup: tuple[str, Manifest],
 ) -> None:
     location, manifest = folder_backup
-    assert {(c.database, c.name, c.count) for c in manifest.collections} == {
-        ("default_database", "alpha", 600),
-        ("default_database", "beta", 300),
-        ("db2", "gamma", 0),
+    assert {(c.tenant, c.database, c.name, c.count) for c in manifest.collections} == {
+        ("default_tenant", "default_database", "alpha", 600),
+        ("default_tenant", "default_database", "beta", 300),
+        ("default_tenant", "db2", "gamma", 0),
+        ("acme", "default_database", "delta", 80),  # no --tenant: the registry named it
     }
     beta = next(c for c in manifest.collections if c.name == "beta")
     assert beta.space == "cosine" and beta.dimension == DIM and beta.digest["mode"] == "direction"
@@ -231,7 +256,7 @@ def test_restore_into_three_shards_gives_identical_records_and_answers(
     location, _ = folder_backup
     out = cli("backup", "restore", "--from", location, "--url", empty_target.url, "-q")
     assert out.exit_code == 0, out.output
-    assert "900 records" in out.stdout and "verified" in out.stdout
+    assert "980 records" in out.stdout and "verified" in out.stdout
     assert snapshot(empty_target) == snapshot(source)
 
 
@@ -240,7 +265,7 @@ def test_backup_to_s3_and_restore(
 ) -> None:
     location, manifest = backup_to(source, s3)
     assert location.startswith("s3://backups/chroma/")
-    assert manifest.records == 900
+    assert manifest.records == 980
     listed = cli("backup", "list", s3)
     assert manifest.backup_id in listed.stdout
     assert cli("backup", "verify", location, "-q").exit_code == 0

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from chroma_operator.cli import app
 from chroma_operator.data.chroma_http import DEFAULT_DATABASE, DEFAULT_TENANT, ChromaHTTP
 from chroma_operator.data.digest import Digest, digest_collection
+from chroma_operator.data.tenant_registry import REGISTRY_DATABASE, RESERVED_TENANT, registered_at
 from chroma_operator.local.chroma_server import ChromaServer, free_port
 from chroma_operator.repair.errors import EXIT_UNREACHABLE, RepairError
 from chroma_operator.repair.run import Options, run_repair
@@ -195,6 +196,46 @@ def test_router_unreachable_is_one_clear_error() -> None:
     with pytest.raises(RepairError) as err:
         run_repair(Options(url=f"http://127.0.0.1:{free_port()}", timeout=2))
     assert err.value.exit_code == EXIT_UNREACHABLE and "unreachable" in err.value.message
+
+
+def test_a_tenant_of_its_own_is_repaired_without_being_named(
+    cluster: tuple[list[list[ChromaServer]], RouterProcess],
+) -> None:
+    """The router registered the tenant when a collection was made in it, so a repair
+    with no `--tenant` covers it; a replica that lost the registry gets it back."""
+    grid, router = cluster
+    tenant, name = f"acme-{uuid.uuid4().hex[:6]}", "delta"
+    admin = chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=router.port,
+        )
+    )
+    admin.create_tenant(tenant)
+    admin.create_database(DEFAULT_DATABASE, tenant=tenant)
+    client = chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant=tenant)
+    ids = [f"t{i}" for i in range(60)]
+    client.create_collection(name).add(
+        ids=ids, embeddings=[[float(i % 7), 1.0] + [0.0] * (DIM - 2) for i in range(60)]
+    )
+    everywhere = [s.url for shard in grid for s in shard]
+    assert tenant in registered_at(everywhere)
+    lost = grid[1][1]
+    with ChromaHTTP(lost.url) as http:  # as after a lost volume: no records, no registry
+        http.delete_collection(tenant, DEFAULT_DATABASE, name)
+        http.delete_database(RESERVED_TENANT, REGISTRY_DATABASE)
+    assert tenant not in registered_at([lost.url])
+
+    report = run_repair(Options(url=router.url, collection=name, records_per_second=0))
+    assert report.converged, report.summary()
+    rows = {r.replica: r for r in report.results}
+    assert rows["shard-1-1"].created and rows["shard-1-1"].copied == len(_on_shard(ids, 1))
+    assert tenant in registered_at([lost.url])
+    with ChromaHTTP(lost.url) as fixed, ChromaHTTP(grid[1][0].url) as kept:
+        refs = [h.collection_ref(tenant, DEFAULT_DATABASE, name) for h in (fixed, kept)]
+        assert refs[0] is not None and refs[1] is not None
+        assert digest_collection(fixed, refs[0]) == digest_collection(kept, refs[1])
 
 
 def test_a_replica_down_is_reported_and_skipped(

@@ -3,7 +3,9 @@
 Writers (add, upsert, delete) and readers (query, get, count) run through two routers
 for the whole move; at every phase the writers pause and the cluster must answer exactly
 what was acknowledged. Afterwards every record lives on exactly one shard, its owner
-under the new placement, and the moved fraction is what jump hash predicts.
+under the new placement (a collection in a tenant of its own too: the routers registered
+the tenant, nobody named it to the engine), and the moved fraction is what jump hash
+predicts.
 """
 
 from __future__ import annotations
@@ -207,8 +209,35 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             s.close()
 
 
-def shard_ids(server: ChromaServer, coll: str) -> list[str]:
-    c = chromadb.HttpClient(host="127.0.0.1", port=int(server.url.rsplit(":", 1)[1]))
+TENANT = "acme"
+ELSEWHERE = 90  # records of the collection in TENANT
+
+
+def tenant_client(port: int) -> Any:
+    return chromadb.HttpClient(host="127.0.0.1", port=port, tenant=TENANT)
+
+
+def make_tenant_collection(port: int) -> None:
+    """A tenant of its own with one collection, made through a router (stock clients)."""
+    admin = chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=port,
+        )
+    )
+    admin.create_tenant(TENANT)
+    admin.create_database("default_database", tenant=TENANT)
+    admin.create_database("spare", tenant=TENANT)  # no collection yet
+    ids = [f"e{i}" for i in range(ELSEWHERE)]
+    tenant_client(port).create_collection("elsewhere").add(
+        ids=ids, embeddings=[emb(i, 0) for i in ids]
+    )
+
+
+def shard_ids(server: ChromaServer, coll: str, tenant: str = "default_tenant") -> list[str]:
+    port = int(server.url.rsplit(":", 1)[1])
+    c = chromadb.HttpClient(host="127.0.0.1", port=port, tenant=tenant)
     try:
         return [str(i) for i in c.get_collection(coll).get(include=[])["ids"]]
     except Exception:
@@ -234,7 +263,7 @@ def run_move(cluster: dict[str, Any], target: int, coll: str) -> None:
             side["born"] = born.name
         if phase == "backfill":
             admin.delete_collection(side["doomed"])
-            side["total"] = sum(
+            side["total"] = ELSEWHERE + sum(
                 admin.get_collection(c.name).count() for c in admin.list_collections()
             )
 
@@ -242,6 +271,8 @@ def run_move(cluster: dict[str, Any], target: int, coll: str) -> None:
     doomed.add(ids=[f"d{i}" for i in range(40)], embeddings=[emb(f"d{i}", 0) for i in range(40)])
     side["doomed"] = doomed.name
 
+    if target == 3:
+        make_tenant_collection(w.port)
     runtime = CheckedRuntime(path, [w.url, r.url], on_phase)
     engine = Engine(runtime, rate=400.0, poll=0.05)
     traffic.start()
@@ -257,14 +288,25 @@ def run_move(cluster: dict[str, Any], target: int, coll: str) -> None:
     assert runtime.phases == ["dual-write", "backfill", "verify", "cutover", "cleanup", "stable"]
     traffic.check_exact("after")
     # Every record on exactly one shard: its owner under the new placement.
-    for name, want in ((coll, set(traffic.expected)), (side["born"], {f"b{i}" for i in range(60)})):
+    for tenant, name, want in (
+        ("default_tenant", coll, set(traffic.expected)),
+        ("default_tenant", side["born"], {f"b{i}" for i in range(60)}),
+        (TENANT, "elsewhere", {f"e{i}" for i in range(ELSEWHERE)}),
+    ):
         seen: dict[str, int] = {}
         for s, server in enumerate(servers):
-            for i in shard_ids(server, name):
+            for i in shard_ids(server, name, tenant):
                 assert i not in seen, f"{i} on shards {seen[i]} and {s}"
                 seen[i] = s
         assert set(seen) == want
         assert all(shard_for(i, target) == s for i, s in seen.items())
+    assert tenant_client(r.port).get_collection("elsewhere").count() == ELSEWHERE
+    if target == 3:  # a database that held no collection exists on the new shard too
+        late = chromadb.HttpClient(
+            host="127.0.0.1", port=r.port, tenant=TENANT, database="spare"
+        ).create_collection("late")
+        late.add(ids=["l1", "l2", "l3"], embeddings=[emb(f"l{i}", 0) for i in (1, 2, 3)])
+        assert late.count() == 3
     # Contents equal what was acknowledged.
     got = http_client(r.port).get_collection(coll).get(include=["documents", "embeddings"])
     for i, doc, e in zip(got["ids"], got["documents"], got["embeddings"], strict=True):

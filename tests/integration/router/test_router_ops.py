@@ -152,3 +152,45 @@ def test_collection_defaults_from_topology(shards: list[ChromaServer], name: str
         assert cfg["embedding_function"] == {"type": "legacy"}
     finally:
         proc.stop()
+
+
+def test_tenants_in_use_are_registered_on_every_shard(
+    router: RouterProcess, shards: list[ChromaServer], name: str
+) -> None:
+    """Chroma 1.5.9 cannot list tenants, so backup, repair and resharding read the ones in
+    use from a registry the router writes: a tenant it creates a collection in (before the
+    create is answered), or one it finds a collection of (made before the registry)."""
+    import uuid
+
+    import chromadb
+
+    from chroma_operator.data.chroma_http import ChromaHTTP
+    from chroma_operator.data.tenant_registry import registered_at
+
+    made = "made-" + uuid.uuid4().hex[:8]
+    admin = chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=router.port,
+        )
+    )
+    admin.create_tenant(made)
+    admin.create_database("default_database", tenant=made)
+    assert all(made not in registered_at([s.url]) for s in shards)  # no collection yet
+    chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant=made).create_collection(name)
+    assert all(made in registered_at([s.url]) for s in shards)
+
+    older = "older-" + uuid.uuid4().hex[:8]
+    for s in shards:  # as an older router left it: a tenant with a collection, unregistered
+        with ChromaHTTP(s.url) as http:
+            http.ensure_database(older, "default_database")
+            http.create_collection(older, "default_database", name)
+    assert older not in registered_at([s.url for s in shards])
+    old_client = chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant=older)
+    assert old_client.get_collection(name).count() == 0  # first use: registered meanwhile
+    deadline = time.monotonic() + 10
+    while not all(older in registered_at([s.url]) for s in shards):
+        assert time.monotonic() < deadline, "the tenant found in use was not registered"
+        time.sleep(0.2)
+    assert "default_tenant" not in registered_at([s.url for s in shards])  # always covered
