@@ -85,6 +85,7 @@ class SystemRoutes:
             st, "POST", "/reset", None, auth_headers(request)
         )
         st.collections.forget_all()
+        self.core.tenants.forget_all()  # the registry went with everything else
         st.cache = self.core.new_cache(st.topology)
         bad = [r for r in replies if not r.ok]
         return passthrough(bad[0] if bad else replies[0])

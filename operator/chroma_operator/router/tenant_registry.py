@@ -37,6 +37,10 @@ class TenantRegistry:
             task = self._tasks[tenant] = asyncio.ensure_future(self._register(tenant))
         return task
 
+    def forget_all(self) -> None:
+        """After a reset (which empties every replica): register each tenant again."""
+        self._tasks.clear()
+
     async def registered(self, tenant: str) -> None:
         """Wait for `tenant`'s registration (never fails the caller: a replica that did not
         take it gets it at the next sighting, and the log says so)."""
