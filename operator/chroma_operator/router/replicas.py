@@ -138,11 +138,12 @@ class ReplicaBook:
         rep = self.by_endpoint.get(endpoint)
         return rep is None or self.state(rep) == "in-sync"
 
-    def lost_contact(self, endpoint: str, why: str) -> bool:
-        """A read found this replica not listening: down or restarting, and it may come
-        back without its data, with no write missed to say so. It goes stale (out of
-        reads) until catch-up finds its mark on it, unless it is its shard's last in-sync
-        replica. True when this changed its state (peers are told)."""
+    def doubt(self, endpoint: str, why: str) -> bool:
+        """A read found this replica not listening (down or restarting), or without what
+        an in-sync sibling holds: it may have come back without its data, with no write
+        missed to say so. It goes stale (out of reads) until catch-up finds its mark on
+        it, unless it is its shard's last in-sync replica. True when this changed its
+        state (peers are told)."""
         rep = self.by_endpoint.get(endpoint)
         if rep is None or self.state(rep) != "in-sync":
             return False
@@ -152,8 +153,7 @@ class ReplicaBook:
         if not self.mark_stale(rep):
             return False
         log.warning(
-            "replica %s of shard %d could not be reached by a read (%s): stale until it "
-            "answers with its mark",
+            "replica %s of shard %d failed a read (%s): stale until it answers with its mark",
             rep.name,
             rep.shard,
             why,

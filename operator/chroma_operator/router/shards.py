@@ -53,6 +53,16 @@ class ShardCallError(Exception):
         self.unreachable = unreachable  # no connection could be made at all
 
 
+class MissingHere(ShardCallError):
+    """A replica answered 404 where it has siblings to ask: the sibling may hold what this
+    one lost (a volume lost between two looks at its mark). Its reply is kept: when no
+    sibling has it either, the 404 stands."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.shard, reply.endpoint, "answered 404")
+        self.reply = reply
+
+
 @dataclass(frozen=True)
 class Reply:
     shard: int
@@ -194,10 +204,12 @@ class ShardPool:
                 )
             except ShardCallError as exc:
                 if exc.unreachable and self.book is not None:
-                    self.book.lost_contact(ep, exc.reason)
+                    self.book.doubt(ep, exc.reason)
                 raise
             if reply.status in RETRY_STATUSES:
                 raise ShardCallError(shard, ep, f"status {reply.status}")
+            if reply.status == 404 and len(targets) > 1:
+                raise MissingHere(reply)
             self._windows[shard].add(time.perf_counter() - start)
             return reply
 
@@ -226,6 +238,7 @@ class ShardPool:
         pending: dict[asyncio.Task[Reply], str] = {}
         queue = list(targets)
         last: ShardCallError | None = None
+        missing: list[MissingHere] = []
         hedge_sent = over_budget = False
         try:
             while queue or pending:
@@ -256,6 +269,8 @@ class ShardPool:
                     ep = pending.pop(task)
                     exc = task.exception()
                     if exc is None:
+                        for m in missing:  # a sibling holds what it lacks
+                            self._lacks(m.endpoint, task.result())
                         if hedge_sent:
                             winner = "first" if ep == targets[0][0] else "hedge"
                             self.metrics.hedges.labels(str(shard), winner).inc()
@@ -266,10 +281,21 @@ class ShardPool:
                         raise exc
                     self._suspects.mark(ep)
                     last = exc
+                    if isinstance(exc, MissingHere):
+                        missing.append(exc)
+            if missing:  # not found anywhere that answered: Chroma's own 404
+                return missing[0].reply
             raise last or ShardCallError(shard, targets[0][0], "no replica answered")
         finally:
             for task in pending:
                 task.cancel()
+
+    def _lacks(self, endpoint: str, found: Reply) -> None:
+        """`endpoint` answered 404 for what a sibling answered: out of reads until it
+        shows its mark (a replica that lost its data lacks it; one that raced a delete
+        has it, and is back at once)."""
+        if self.book is not None and found.status != 404:
+            self.book.doubt(endpoint, f"404 where {found.endpoint} answered {found.status}")
 
     async def write(
         self,

@@ -158,3 +158,40 @@ def test_a_replica_back_empty_with_no_write_missed_is_never_read(
         router.stop()
         if not lost.running:
             lost.start()
+
+
+def test_a_replica_back_empty_between_two_requests_is_never_read(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    """No request at all reached it while it was away, and the marks are not looked at
+    again: the first read it answers with 404 for a collection its sibling holds is
+    answered by the sibling, and that 404 keeps it out of reads until it shows its mark."""
+    for shard in replicas:
+        for server in shard:
+            mark_long_ago(server)
+    hints = Path(tempfile.mkdtemp(prefix="hints-"))
+    router = router_for(replicas, hints, mark_check_seconds=3600).start()  # one look, now
+    kept, lost = replicas[0]
+    try:
+        col = router.client().create_collection("between")
+        col.add(**batch("a", 40, 1))
+        lost.kill()
+        shutil.rmtree(lost.data_dir / "data")
+        lost.start()  # back, empty, before any request found it down
+        for _ in range(10):
+            assert col.count() == 40
+            assert len(col.get(limit=100)["ids"]) == 40
+        assert replica_row(router, "shard-0-1")["state"] == "stale"
+        time.sleep(1.5)  # catch-up asks it for its mark: none, so it stays out of reads
+        assert replica_row(router, "shard-0-1")["state"] == "stale"
+        router.stop()
+
+        router = router_for(replicas, hints, mark_check_seconds=0.5).start()
+        wait_for("repairing", lambda: replica_row(router, "shard-0-1")["state"] == "repairing")
+        assert run_repair(Options(url=router.url)).converged
+        assert replica_row(router, "shard-0-1")["state"] == "in-sync"
+        assert records_of(lost, "between") == records_of(kept, "between")
+    finally:
+        router.stop()
+        if not lost.running:
+            lost.start()
