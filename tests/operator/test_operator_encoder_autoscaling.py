@@ -97,8 +97,11 @@ async def test_the_hpa_owns_replicas_and_reconcile_never_writes_them(
             lambda h: h is not None,
         )
         assert hpa is not None and hpa["spec"]["maxReplicas"] == 8
-        dep = await eventually(lambda: deployment(kube), lambda d: d is not None)
-        assert "replicas" not in dep["spec"]
+        # (the HPA may come first: wait for the Deployment without asserting on the way)
+        dep = await eventually(
+            lambda: kube.get("apps/v1", "Deployment", NS, ENCODER), lambda d: d is not None
+        )
+        assert dep is not None and "replicas" not in dep["spec"]
 
         await scale_like_the_hpa(kube, 5)  # a burst: the HPA scales out
 
