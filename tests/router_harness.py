@@ -155,6 +155,27 @@ def http_client(port: int) -> Any:
     return chromadb.HttpClient(host="127.0.0.1", port=port)
 
 
+def admin_client(port: int) -> Any:
+    """The stock client's tenant and database admin, on a router or a server."""
+    return chromadb.AdminClient(
+        chromadb.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=port,
+        )
+    )
+
+
+def new_tenant(port: int, tenant: str, databases: tuple[str, ...] = ("default_database",)) -> Any:
+    """Create `tenant` and its `databases` through the stock admin client; a client of the
+    tenant's first database."""
+    admin = admin_client(port)
+    admin.create_tenant(tenant)
+    for database in databases:
+        admin.create_database(database, tenant=tenant)
+    return chromadb.HttpClient(host="127.0.0.1", port=port, tenant=tenant, database=databases[0])
+
+
 def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     """(labels, value) of every sample called `name` in a /metrics page, read by
     prometheus_client's own parser."""

@@ -18,6 +18,8 @@ from chroma_operator.data.chroma_http import DEFAULT_TENANT, ChromaCallError, Ch
 
 RESERVED_TENANT = "chroma-operator"  # the routers' own: clients may not name it
 REGISTRY_DATABASE = "tenants"
+# Never registered: every tool covers the first, and the second is never copied.
+UNREGISTERED = frozenset({DEFAULT_TENANT, RESERVED_TENANT})
 
 
 def registry_name(tenant: str) -> str:
@@ -30,7 +32,7 @@ def tenants_in(listing: Iterable[dict[str, Any]]) -> set[str]:
     found = set()
     for model in listing:
         tenant = (model.get("metadata") or {}).get("tenant")
-        if isinstance(tenant, str) and tenant and tenant != RESERVED_TENANT:
+        if isinstance(tenant, str) and tenant and tenant not in UNREGISTERED:
             found.add(tenant)
     return found
 
@@ -58,14 +60,14 @@ def registered_at(urls: Iterable[str], headers: dict[str, str] | None = None) ->
 
 def tenants_to_cover(named: Iterable[str], registered: Iterable[str]) -> list[str]:
     """`default_tenant` first, then the named and registered tenants, each once. Pure."""
-    rest = {t for t in [*named, *registered] if t and t not in (DEFAULT_TENANT, RESERVED_TENANT)}
+    rest = {t for t in [*named, *registered] if t and t not in UNREGISTERED}
     return [DEFAULT_TENANT, *sorted(rest)]
 
 
 def register(http: ChromaHTTP, tenants: Iterable[str]) -> None:
     """Write `tenants` into this replica's registry, as a router does (what is there stays):
     a repaired replica or a new shard holds the registry like the others."""
-    wanted = [t for t in tenants if t not in (DEFAULT_TENANT, RESERVED_TENANT)]
+    wanted = [t for t in tenants if t not in UNREGISTERED]
     if not wanted:
         return
     http.ensure_database(RESERVED_TENANT, REGISTRY_DATABASE)

@@ -65,13 +65,13 @@ class Options:
 class Repairer:
     """State of one run: clients per replica, the shared rate limit and the report."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, tenants: list[str]) -> None:
         self.opts = opts
+        self.tenants = tenants  # default_tenant, the registered and the named ones
         self.report = RepairReport(dry_run=opts.dry_run)
         self.limiter = RateLimiter(opts.records_per_second or None)
         self.clients: dict[str, ChromaHTTP] = {}
         self.found_collection = False
-        self.tenants = tenants_to_cover(opts.tenants, [])  # and the registered ones: run_repair
         self.on_records: Callable[[int], None] = lambda _n: None
 
     def http(self, replica: Replica) -> ChromaHTTP:
@@ -334,11 +334,11 @@ def run_repair(opts: Options) -> RepairReport:
     """The whole run; raises RepairError only when it cannot start."""
     started = time.monotonic()
     topology, shards, source = discover(opts)
-    repairer = Repairer(opts)
-    repairer.report.reference = source
     endpoints = [r.endpoint for replicas in shards for r in replicas]
-    repairer.tenants = tenants_to_cover(opts.tenants, registered_at(endpoints, opts.headers()))
-    opts.log("tenants: " + ", ".join(repairer.tenants))
+    tenants = tenants_to_cover(opts.tenants, registered_at(endpoints, opts.headers()))
+    opts.log("tenants: " + ", ".join(tenants))
+    repairer = Repairer(opts, tenants)
+    repairer.report.reference = source
     if source == "first-replica":
         repairer.report.warnings.append(
             "the router reports no replica states (no /internal/replicas): the first "

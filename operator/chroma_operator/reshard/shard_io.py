@@ -112,22 +112,21 @@ class Shards:
     # --- collections -----------------------------------------------------------------
 
     def tenants(self, named: list[str]) -> list[str]:
-        """`named` and every tenant the routers registered; every replica, the new shards'
-        too, then holds the registry."""
+        """`default_tenant`, `named` and every tenant the routers registered."""
         registered = registered_tenants(h for reps in self.replicas for h in reps)
-        for reps in self.replicas:
-            for h in reps:
-                register(h, registered)
         return tenants_to_cover(named, registered)
 
     def ensure_databases(self, tenants: list[str]) -> None:
-        """Every database of shard 0, empty ones too, on every replica: a collection a
-        client creates in one later is created on every shard, the new ones included."""
+        """The tenant registry and every database of shard 0, empty ones too, on every
+        replica: a collection a client creates in one later is created on every shard,
+        and the new shards hold the registry like the old ones."""
+        everywhere = [h for reps in self.replicas for h in reps]
+        for h in everywhere:
+            register(h, tenants)
         for tenant in tenants:
             for database in self.replicas[0][0].list_databases(tenant):
-                for reps in self.replicas:
-                    for h in reps:
-                        h.ensure_database(tenant, database)
+                for h in everywhere:
+                    h.ensure_database(tenant, database)
 
     def collections(self, tenants: list[str]) -> list[tuple[CollKey, dict[str, Any]]]:
         """Every collection of `tenants` on shard 0's first replica, with its model (for

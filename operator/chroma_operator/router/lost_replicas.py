@@ -37,14 +37,13 @@ from chroma_operator.router.shards import ShardCallError, ShardPool
 
 log = logging.getLogger("chroma_operator.router.lost_replicas")
 
-MARK_TENANT = RESERVED_TENANT
 MARK_DATABASE = "replicas"
 MARK_COLLECTION = "marker"
 # Marks younger than this many looks may still be being made on the siblings (by this
 # router or another): 60 s at the default 10 s between looks.
 MARK_SETTLE_LOOKS = 6
 
-_MARK_PATH = by_name_path(MARK_TENANT, MARK_DATABASE, MARK_COLLECTION)
+_MARK_PATH = by_name_path(RESERVED_TENANT, MARK_DATABASE, MARK_COLLECTION)
 
 
 Mark = dict[str, Any] | bool | None  # the mark's metadata; False: none; None: no answer
@@ -83,10 +82,10 @@ async def put_reserved_collection(
     """Create a collection in the routers' own tenant on one replica (an existing one is
     kept as it is); False when the replica did not take it."""
     steps = [
-        ("/tenants", {"name": MARK_TENANT}),
-        (f"/tenants/{MARK_TENANT}/databases", {"name": database}),
+        ("/tenants", {"name": RESERVED_TENANT}),
+        (f"/tenants/{RESERVED_TENANT}/databases", {"name": database}),
         (
-            f"/tenants/{MARK_TENANT}/databases/{database}/collections",
+            f"/tenants/{RESERVED_TENANT}/databases/{database}/collections",
             {"name": name, "get_or_create": True, "metadata": metadata},
         ),
     ]

@@ -138,20 +138,17 @@ class ReplicaBook:
         rep = self.by_endpoint.get(endpoint)
         return rep is None or self.state(rep) == "in-sync"
 
-    def doubt(self, endpoint: str, why: str) -> bool:
+    def doubt(self, endpoint: str, why: str) -> None:
         """A read found this replica not listening (down or restarting), or without what
         an in-sync sibling holds: it may have come back without its data, with no write
         missed to say so. It goes stale (out of reads) until catch-up finds its mark on
-        it, unless it is its shard's last in-sync replica. True when this changed its
-        state (peers are told)."""
+        it, unless it is its shard's last in-sync replica. Peers are told."""
         rep = self.by_endpoint.get(endpoint)
         if rep is None or self.state(rep) != "in-sync":
-            return False
+            return
         siblings = (r for r in self.replicas.values() if r.shard == rep.shard and r is not rep)
-        if not any(self.state(r) == "in-sync" for r in siblings):
-            return False
-        if not self.mark_stale(rep):
-            return False
+        if not any(self.state(r) == "in-sync" for r in siblings) or not self.mark_stale(rep):
+            return
         log.warning(
             "replica %s of shard %d failed a read (%s): stale until it answers with its mark",
             rep.name,
@@ -159,7 +156,6 @@ class ReplicaBook:
             why,
         )
         self.spawn_announce()
-        return True
 
     def write_blocked(self, shard: int) -> Hold | None:
         now = time.monotonic()

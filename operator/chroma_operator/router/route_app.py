@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from chroma_operator.data.tenant_registry import RESERVED_TENANT
 from chroma_operator.router.errors import (
     ChromaHTTPError,
     error_response,
     invalid_argument,
     shard_unavailable,
 )
-from chroma_operator.router.lost_replicas import MARK_TENANT
 from chroma_operator.router.permissions import CLUSTER_ADMIN, route_needs
 from chroma_operator.router.shards import ShardCallError
 from chroma_operator.router.state import State
@@ -43,8 +43,8 @@ Handler = Callable[[Request, State], Awaitable[Response]]
 
 _TRACE_KEY = TRACE_HEADER.encode()
 # Clients may not read or change the replicas' marks (a deleted one would look like a
-# replica that lost its data).
-RESERVED_TENANT = f"Tenant {MARK_TENANT} is reserved for the routers' own use"
+# replica that lost its data) or the tenant registry.
+RESERVED_MESSAGE = f"Tenant {RESERVED_TENANT} is reserved for the routers' own use"
 
 
 def ensure_trace_id(response: Response) -> str:
@@ -107,8 +107,8 @@ class RouteApp:
         st.in_flight += 1
         start = time.perf_counter()
         try:
-            if request.path_params.get("tenant") == MARK_TENANT:
-                raise invalid_argument(RESERVED_TENANT)
+            if request.path_params.get("tenant") == RESERVED_TENANT:
+                raise invalid_argument(RESERVED_MESSAGE)
             core.auth.check(request, self.needs.get(request.method, CLUSTER_ADMIN))
             response = await self.handler(request, st)
         except ChromaHTTPError as exc:

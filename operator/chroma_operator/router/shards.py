@@ -269,8 +269,9 @@ class ShardPool:
                     ep = pending.pop(task)
                     exc = task.exception()
                     if exc is None:
-                        for m in missing:  # a sibling holds what it lacks
-                            self._lacks(m.endpoint, task.result())
+                        for m in missing:  # a sibling holds what it lacked: its mark
+                            if self.book is not None:  # decides whether it lost its data
+                                self.book.doubt(m.endpoint, f"404 where {ep} answered")
                         if hedge_sent:
                             winner = "first" if ep == targets[0][0] else "hedge"
                             self.metrics.hedges.labels(str(shard), winner).inc()
@@ -289,13 +290,6 @@ class ShardPool:
         finally:
             for task in pending:
                 task.cancel()
-
-    def _lacks(self, endpoint: str, found: Reply) -> None:
-        """`endpoint` answered 404 for what a sibling answered: out of reads until it
-        shows its mark (a replica that lost its data lacks it; one that raced a delete
-        has it, and is back at once)."""
-        if self.book is not None and found.status != 404:
-            self.book.doubt(endpoint, f"404 where {found.endpoint} answered {found.status}")
 
     async def write(
         self,

@@ -13,14 +13,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from chroma_operator.data.chroma_http import DEFAULT_TENANT
-from chroma_operator.data.tenant_registry import REGISTRY_DATABASE, RESERVED_TENANT, registry_name
+from chroma_operator.data.tenant_registry import REGISTRY_DATABASE, UNREGISTERED, registry_name
 from chroma_operator.router.lost_replicas import put_reserved_collection
 from chroma_operator.router.shards import ShardPool
 
 log = logging.getLogger("chroma_operator.router.tenant_registry")
-
-UNLISTED = frozenset({DEFAULT_TENANT, RESERVED_TENANT})  # every tool covers the first
 
 
 class TenantRegistry:
@@ -30,7 +27,7 @@ class TenantRegistry:
 
     def saw(self, tenant: str) -> asyncio.Task[bool] | None:
         """Register `tenant` unless it is registered or on its way; the registration."""
-        if tenant in UNLISTED:
+        if tenant in UNREGISTERED:
             return None
         task = self._tasks.get(tenant)
         if task is None or (task.done() and not _succeeded(task)):

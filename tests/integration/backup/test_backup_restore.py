@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from chroma_operator.cli import app
 from chroma_operator.data.backup_format import Manifest
 from chroma_operator.local.chroma_server import ChromaServer, free_port
-from router_harness import RouterProcess, make_topology, servers_running
+from router_harness import RouterProcess, make_topology, new_tenant, servers_running
 
 pytestmark = pytest.mark.slow
 
@@ -139,16 +139,7 @@ def fill(router: RouterProcess) -> None:
         http.ensure_database("default_tenant", "db2")
     other = chromadb.HttpClient(host="127.0.0.1", port=router.port, database="db2")
     other.create_collection("gamma", embedding_function=None)  # empty: restored empty
-    admin = chromadb.AdminClient(
-        chromadb.Settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host="127.0.0.1",
-            chroma_server_http_port=router.port,
-        )
-    )
-    admin.create_tenant("acme")
-    admin.create_database("default_database", tenant="acme")
-    acme = chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant="acme")
+    acme = new_tenant(router.port, "acme")
     acme.create_collection("delta", embedding_function=None).add(**records(80, 3))
 
 

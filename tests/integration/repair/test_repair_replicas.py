@@ -24,7 +24,7 @@ from chroma_operator.local.chroma_server import ChromaServer, free_port
 from chroma_operator.repair.errors import EXIT_UNREACHABLE, RepairError
 from chroma_operator.repair.run import Options, run_repair
 from chroma_operator.router.placement import shard_for
-from router_harness import RouterProcess, make_topology, start_servers
+from router_harness import RouterProcess, make_topology, new_tenant, start_servers
 
 pytestmark = pytest.mark.slow
 N = 240
@@ -205,16 +205,7 @@ def test_a_tenant_of_its_own_is_repaired_without_being_named(
     with no `--tenant` covers it; a replica that lost the registry gets it back."""
     grid, router = cluster
     tenant, name = f"acme-{uuid.uuid4().hex[:6]}", "delta"
-    admin = chromadb.AdminClient(
-        chromadb.Settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host="127.0.0.1",
-            chroma_server_http_port=router.port,
-        )
-    )
-    admin.create_tenant(tenant)
-    admin.create_database(DEFAULT_DATABASE, tenant=tenant)
-    client = chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant=tenant)
+    client = new_tenant(router.port, tenant)
     ids = [f"t{i}" for i in range(60)]
     client.create_collection(name).add(
         ids=ids, embeddings=[[float(i % 7), 1.0] + [0.0] * (DIM - 2) for i in range(60)]

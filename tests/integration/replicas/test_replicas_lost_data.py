@@ -17,9 +17,10 @@ import httpx
 import pytest
 from chromadb.errors import NotFoundError
 
+from chroma_operator.data.tenant_registry import RESERVED_TENANT
 from chroma_operator.local.chroma_server import ChromaServer
 from chroma_operator.repair.run import Options, run_repair
-from chroma_operator.router.lost_replicas import MARK_COLLECTION, MARK_DATABASE, MARK_TENANT
+from chroma_operator.router.lost_replicas import MARK_COLLECTION, MARK_DATABASE
 from replica_harness import (
     batch,
     records_of,
@@ -28,32 +29,29 @@ from replica_harness import (
     replica_view,
     router_for,
 )
+from router_harness import RouterProcess, admin_client
 
 pytestmark = pytest.mark.slow
 
-MARK_URL = f"/api/v2/tenants/{MARK_TENANT}/databases/{MARK_DATABASE}/collections/{MARK_COLLECTION}"
+MARK_URL = (
+    f"/api/v2/tenants/{RESERVED_TENANT}/databases/{MARK_DATABASE}/collections/{MARK_COLLECTION}"
+)
 
 
 def mark_long_ago(server: ChromaServer) -> None:
     """The mark, as if made an hour ago (no wait for young marks to settle), made with
     the stock client straight on the server."""
-    admin = chromadb.AdminClient(
-        chromadb.Settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host="127.0.0.1",
-            chroma_server_http_port=server.port,
-        )
-    )
+    admin = admin_client(server.port)
     try:
-        admin.get_tenant(MARK_TENANT)
+        admin.get_tenant(RESERVED_TENANT)
     except NotFoundError:
-        admin.create_tenant(MARK_TENANT)
+        admin.create_tenant(RESERVED_TENANT)
     try:
-        admin.get_database(MARK_DATABASE, tenant=MARK_TENANT)
+        admin.get_database(MARK_DATABASE, tenant=RESERVED_TENANT)
     except NotFoundError:
-        admin.create_database(MARK_DATABASE, tenant=MARK_TENANT)
+        admin.create_database(MARK_DATABASE, tenant=RESERVED_TENANT)
     client = chromadb.HttpClient(
-        host="127.0.0.1", port=server.port, tenant=MARK_TENANT, database=MARK_DATABASE
+        host="127.0.0.1", port=server.port, tenant=RESERVED_TENANT, database=MARK_DATABASE
     )
     with contextlib.suppress(NotFoundError):
         client.delete_collection(MARK_COLLECTION)
@@ -71,22 +69,55 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Non
         time.sleep(0.2)
 
 
-def test_a_replica_back_without_its_data_is_repairing_until_repaired(
-    replicas: list[list[ChromaServer]],
-) -> None:
+def router_with_old_marks(replicas: list[list[ChromaServer]]) -> tuple[RouterProcess, Path]:
+    """Every replica marked long ago, and a router that looks at the marks once, now;
+    with its hint directory (a later router over the same hints takes them over)."""
     for shard in replicas:
         for server in shard:
             mark_long_ago(server)
     hints = Path(tempfile.mkdtemp(prefix="hints-"))
-    router = router_for(replicas, hints, mark_check_seconds=3600).start()  # one look, now
+    return router_for(replicas, hints, mark_check_seconds=3600).start(), hints
+
+
+def back_empty(server: ChromaServer) -> None:
+    """A killed replica back with a new, empty volume."""
+    shutil.rmtree(server.data_dir / "data")
+    server.start()
+
+
+def looking_router(replicas: list[list[ChromaServer]], hints: Path, replica: str) -> RouterProcess:
+    """A router that looks at the marks every half second, once it holds `replica`
+    repairing."""
+    router = router_for(replicas, hints, mark_check_seconds=0.5).start()
+    try:
+        wait_for("repairing", lambda: replica_row(router, replica)["state"] == "repairing")
+    except BaseException:
+        router.stop()
+        raise
+    return router
+
+
+def repaired(
+    router: RouterProcess, replica: str, kept: ChromaServer, lost: ChromaServer, name: str
+) -> None:
+    """`chroma-operator repair` brings `replica` (`lost`) back in sync, holding what `kept`
+    holds of collection `name`."""
+    assert run_repair(Options(url=router.url)).converged
+    assert replica_row(router, replica)["state"] == "in-sync"
+    assert records_of(lost, name) == records_of(kept, name)
+
+
+def test_a_replica_back_without_its_data_is_repairing_until_repaired(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    router, hints = router_with_old_marks(replicas)
     kept, lost = replicas[0]
     try:
         col = router.client().create_collection("lost-data")
         col.add(**batch("a", 40, 1))
         lost.kill()
         col.upsert(**batch("w", 20, 2))  # while it is away: hints for it
-        shutil.rmtree(lost.data_dir / "data")  # the volume is gone: a new, empty one
-        lost.start()
+        back_empty(lost)  # the volume is gone: a new, empty one
         assert not marked(lost)  # it answers, with nothing
         time.sleep(2.5)  # a replay would have run by now (pings every 0.5 s, 0.5 s grace)
         # Its hints are not replayed to it: a few records would pass for all of them.
@@ -96,19 +127,15 @@ def test_a_replica_back_without_its_data_is_repairing_until_repaired(
         router.stop()
 
         # A router that looks at the marks now (and every half second).
-        router = router_for(replicas, hints, mark_check_seconds=0.5).start()
+        router = looking_router(replicas, hints, "shard-0-1")
         col = router.client().get_collection("lost-data")
-        wait_for("repairing", lambda: replica_row(router, "shard-0-1")["state"] == "repairing")
         for _ in range(10):  # reads never reach the empty replica
             assert col.count() == 60
         col.upsert(**batch("b", 10, 3))  # writes go on without it (no hints: copied later)
         assert not {r["name"] for r in replica_view(router) if r["pending_hints"]}
 
-        report = run_repair(Options(url=router.url))
-        assert report.converged
-        assert replica_row(router, "shard-0-1")["state"] == "in-sync"
+        repaired(router, "shard-0-1", kept, lost, "lost-data")
         assert marked(lost)
-        assert records_of(lost, "lost-data") == records_of(kept, "lost-data")
         time.sleep(1.5)  # three more looks: it carries its mark again
         assert replica_row(router, "shard-0-1")["state"] == "in-sync"
         assert col.count() == 70
@@ -124,11 +151,7 @@ def test_a_replica_back_empty_with_no_write_missed_is_never_read(
     """No write reached the shard while the replica was away, so no hint says it missed
     anything, and the marks are not looked at again: the reads that found it down are
     what keep it out of reads until it shows its mark."""
-    for shard in replicas:
-        for server in shard:
-            mark_long_ago(server)
-    hints = Path(tempfile.mkdtemp(prefix="hints-"))
-    router = router_for(replicas, hints, mark_check_seconds=3600).start()  # one look, now
+    router, hints = router_with_old_marks(replicas)
     kept, lost = replicas[1]
     try:
         col = router.client().create_collection("back-empty")
@@ -137,8 +160,7 @@ def test_a_replica_back_empty_with_no_write_missed_is_never_read(
         for _ in range(6):  # reads only; one in two is sent to it first and fails over
             assert col.count() == 40
         assert replica_row(router, "shard-1-1")["state"] == "stale"
-        shutil.rmtree(lost.data_dir / "data")  # back with a new, empty volume
-        lost.start()
+        back_empty(lost)
         # Past the 5 s a replica that failed a read is asked last (hedge.SUSPECT_SECONDS);
         # catch-up has asked it for its mark many times by now.
         time.sleep(6)
@@ -148,12 +170,8 @@ def test_a_replica_back_empty_with_no_write_missed_is_never_read(
             assert len(col.get(limit=100)["ids"]) == 40
         router.stop()
 
-        router = router_for(replicas, hints, mark_check_seconds=0.5).start()
-        col = router.client().get_collection("back-empty")
-        wait_for("repairing", lambda: replica_row(router, "shard-1-1")["state"] == "repairing")
-        assert run_repair(Options(url=router.url)).converged
-        assert replica_row(router, "shard-1-1")["state"] == "in-sync"
-        assert records_of(lost, "back-empty") == records_of(kept, "back-empty")
+        router = looking_router(replicas, hints, "shard-1-1")
+        repaired(router, "shard-1-1", kept, lost, "back-empty")
     finally:
         router.stop()
         if not lost.running:
@@ -166,18 +184,13 @@ def test_a_replica_back_empty_between_two_requests_is_never_read(
     """No request at all reached it while it was away, and the marks are not looked at
     again: the first read it answers with 404 for a collection its sibling holds is
     answered by the sibling, and that 404 keeps it out of reads until it shows its mark."""
-    for shard in replicas:
-        for server in shard:
-            mark_long_ago(server)
-    hints = Path(tempfile.mkdtemp(prefix="hints-"))
-    router = router_for(replicas, hints, mark_check_seconds=3600).start()  # one look, now
+    router, hints = router_with_old_marks(replicas)
     kept, lost = replicas[0]
     try:
         col = router.client().create_collection("between")
         col.add(**batch("a", 40, 1))
         lost.kill()
-        shutil.rmtree(lost.data_dir / "data")
-        lost.start()  # back, empty, before any request found it down
+        back_empty(lost)  # before any request found it down
         for _ in range(10):
             assert col.count() == 40
             assert len(col.get(limit=100)["ids"]) == 40
@@ -186,11 +199,8 @@ def test_a_replica_back_empty_between_two_requests_is_never_read(
         assert replica_row(router, "shard-0-1")["state"] == "stale"
         router.stop()
 
-        router = router_for(replicas, hints, mark_check_seconds=0.5).start()
-        wait_for("repairing", lambda: replica_row(router, "shard-0-1")["state"] == "repairing")
-        assert run_repair(Options(url=router.url)).converged
-        assert replica_row(router, "shard-0-1")["state"] == "in-sync"
-        assert records_of(lost, "between") == records_of(kept, "between")
+        router = looking_router(replicas, hints, "shard-0-1")
+        repaired(router, "shard-0-1", kept, lost, "between")
     finally:
         router.stop()
         if not lost.running:

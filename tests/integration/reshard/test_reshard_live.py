@@ -28,7 +28,7 @@ from chroma_operator.reshard.file_runtime import FileRuntime
 from chroma_operator.reshard.plan import expected_moved_fraction
 from chroma_operator.router.placement import shard_for
 from chroma_operator.topology import ShardTopology, Topology
-from router_harness import RouterProcess, http_client, make_topology, start_servers
+from router_harness import RouterProcess, http_client, make_topology, new_tenant, start_servers
 
 pytestmark = pytest.mark.slow
 
@@ -219,20 +219,9 @@ def tenant_client(port: int) -> Any:
 
 def make_tenant_collection(port: int) -> None:
     """A tenant of its own with one collection, made through a router (stock clients)."""
-    admin = chromadb.AdminClient(
-        chromadb.Settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host="127.0.0.1",
-            chroma_server_http_port=port,
-        )
-    )
-    admin.create_tenant(TENANT)
-    admin.create_database("default_database", tenant=TENANT)
-    admin.create_database("spare", tenant=TENANT)  # no collection yet
+    client = new_tenant(port, TENANT, ("default_database", "spare"))  # spare: no collection
     ids = [f"e{i}" for i in range(ELSEWHERE)]
-    tenant_client(port).create_collection("elsewhere").add(
-        ids=ids, embeddings=[emb(i, 0) for i in ids]
-    )
+    client.create_collection("elsewhere").add(ids=ids, embeddings=[emb(i, 0) for i in ids])
 
 
 def shard_ids(server: ChromaServer, coll: str, tenant: str = "default_tenant") -> list[str]:

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chroma_operator.router.lost_replicas import MARK_COLLECTION, MARK_DATABASE, MARK_TENANT
+from chroma_operator.data.tenant_registry import RESERVED_TENANT
+from chroma_operator.router.lost_replicas import MARK_COLLECTION, MARK_DATABASE
 from router_harness import RouterProcess, http_client, make_topology, servers_running
 
 pytestmark = pytest.mark.slow
@@ -264,12 +265,14 @@ def test_the_tenant_of_the_replicas_marks_is_not_for_clients(
     router: RouterProcess, shards: list[Any]
 ) -> None:
     """Reading or deleting a mark through the router is refused; the shards keep theirs."""
-    mark = f"/api/v2/tenants/{MARK_TENANT}/databases/{MARK_DATABASE}/collections/{MARK_COLLECTION}"
+    mark = (
+        f"/api/v2/tenants/{RESERVED_TENANT}/databases/{MARK_DATABASE}/collections/{MARK_COLLECTION}"
+    )
     for method in ("GET", "DELETE"):
         resp = httpx.request(method, router.url + mark, timeout=10)
         assert resp.status_code == 400, resp.text
         assert resp.json()["error"] == "InvalidArgumentError"
         assert "reserved" in resp.json()["message"]
-    resp = httpx.get(router.url + f"/api/v2/tenants/{MARK_TENANT}", timeout=10)
+    resp = httpx.get(router.url + f"/api/v2/tenants/{RESERVED_TENANT}", timeout=10)
     assert resp.status_code == 400
     assert all(httpx.get(s.url + mark, timeout=10).status_code == 200 for s in shards)

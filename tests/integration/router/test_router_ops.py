@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import chromadb
 import httpx
 import pytest
 from chromadb.utils.embedding_functions import HuggingFaceEmbeddingServer
 
+from chroma_operator.data.chroma_http import ChromaHTTP
+from chroma_operator.data.tenant_registry import registered_at
 from chroma_operator.local.chroma_server import ChromaServer, free_port
 from chroma_operator.topology import Topology
-from router_harness import RouterProcess, http_client, make_topology
+from router_harness import RouterProcess, http_client, make_topology, new_tenant
 
 pytestmark = pytest.mark.slow
 
@@ -160,25 +164,10 @@ def test_tenants_in_use_are_registered_on_every_shard(
     """Chroma 1.5.9 cannot list tenants, so backup, repair and resharding read the ones in
     use from a registry the router writes: a tenant it creates a collection in (before the
     create is answered), or one it finds a collection of (made before the registry)."""
-    import uuid
-
-    import chromadb
-
-    from chroma_operator.data.chroma_http import ChromaHTTP
-    from chroma_operator.data.tenant_registry import registered_at
-
     made = "made-" + uuid.uuid4().hex[:8]
-    admin = chromadb.AdminClient(
-        chromadb.Settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host="127.0.0.1",
-            chroma_server_http_port=router.port,
-        )
-    )
-    admin.create_tenant(made)
-    admin.create_database("default_database", tenant=made)
+    client = new_tenant(router.port, made)
     assert all(made not in registered_at([s.url]) for s in shards)  # no collection yet
-    chromadb.HttpClient(host="127.0.0.1", port=router.port, tenant=made).create_collection(name)
+    client.create_collection(name)
     assert all(made in registered_at([s.url]) for s in shards)
 
     older = "older-" + uuid.uuid4().hex[:8]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from chromadb.errors import ChromaError, NotFoundError
 
-from router_harness import RouterProcess, http_client
+from router_harness import RouterProcess, admin_client, http_client
 
 pytestmark = pytest.mark.slow
 
@@ -104,13 +104,7 @@ def test_server_endpoints(router: RouterProcess, shards: list[Any], single: Any)
 def test_tenants_and_databases_exist_on_every_shard(
     router: RouterProcess, shards: list[Any], single: Any
 ) -> None:
-    admin = chromadb.AdminClient(
-        chromadb.Settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host="127.0.0.1",
-            chroma_server_http_port=router.port,
-        )
-    )
+    admin = admin_client(router.port)
     admin.create_tenant("tenant-x")
     admin.create_database("db-x", tenant="tenant-x")
     for s in shards:
