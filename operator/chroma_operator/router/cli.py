@@ -58,6 +58,7 @@ def command(
     import uvicorn
 
     from chroma_operator.router.app import create_app
+    from chroma_operator.router.heap import freeze_startup_heap
     from chroma_operator.router.one_write import OneWriteHttpToolsProtocol
     from chroma_operator.router.tls import uvicorn_ssl
 
@@ -80,6 +81,7 @@ def command(
         typer.secho(f"error: {problem}", fg="red", err=True)
         raise typer.Exit(code=2)
     app = create_app(topology, reload_interval=reload_interval, access_log=access_log)
+    freeze_startup_heap()  # full collections then skip what lives as long as the process
     uvicorn.run(
         app,
         host=host,
