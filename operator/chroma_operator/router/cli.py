@@ -57,8 +57,8 @@ def command(
 
     import uvicorn
 
+    from chroma_operator.heap import freeze_startup_heap
     from chroma_operator.router.app import create_app
-    from chroma_operator.router.heap import freeze_startup_heap
     from chroma_operator.router.one_write import OneWriteHttpToolsProtocol
     from chroma_operator.router.tls import uvicorn_ssl
 

@@ -1,4 +1,4 @@
-"""The router's start-up heap is frozen: full collections walk only what came after."""
+"""A server's start-up heap is frozen: full collections walk only what came after."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 PROBE = """
 import gc, json
 from chroma_operator.router.app import create_app
-from chroma_operator.router.heap import freeze_startup_heap
+from chroma_operator.heap import freeze_startup_heap
 before = len(gc.get_objects())
 frozen = freeze_startup_heap()
 after = len(gc.get_objects())
