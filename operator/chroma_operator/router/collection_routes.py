@@ -2,7 +2,9 @@
 
 A collection exists on every replica of every shard, each with its own id; the id the
 client sees is the primary's (shard 0, first replica). Creates and deletes start on the
-primary, then go everywhere else; a retry after a partial failure converges.
+primary, then go everywhere else; a retry after a partial failure converges. Reads of
+collections (get, list, count) go to the primary, and while it is away to an in-sync
+sibling, whose ids are swapped for the client ids written down (`collection_ids.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chroma_operator.router import validate as v
+from chroma_operator.router.collection_ids import client_id_of, primary_usable, sibling_call
 from chroma_operator.router.collections import (
     ResolvedCollection,
     check_scope,
@@ -25,9 +28,9 @@ from chroma_operator.router.collections import (
     reply_error,
 )
 from chroma_operator.router.core import RouterCore
-from chroma_operator.router.errors import deserialize_error
+from chroma_operator.router.errors import deserialize_error, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
-from chroma_operator.router.shards import Reply
+from chroma_operator.router.shards import Reply, ShardCallError
 from chroma_operator.router.state import (
     COLL,
     DB,
@@ -116,6 +119,7 @@ class CollectionRoutes:
         models[st.pool.primary] = model
         st.collections.learn(tenant, database, str(model["name"]), models)
         await self.core.tenants.registered(tenant)  # a backup started after this covers it
+        await self.core.ids.recorded(str(model["id"]), (tenant, database, str(model["name"])))
         if model.get("dimension") is None:
             model["dimension"] = max_dimension(models.values())
         return json_response(model)
@@ -136,38 +140,73 @@ class CollectionRoutes:
             model["dimension"] = coll.dimension
         return model
 
+    async def _primary_or_sibling(
+        self,
+        st: State,
+        request: Request,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Reply, bool]:
+        """The request's GET answered by the primary, or while it is away (or held for a
+        repair) by an in-sync sibling of shard 0; and whether the primary answered."""
+        pool, headers = st.pool, auth_headers(request)
+        try:
+            if not primary_usable(pool):
+                raise ShardCallError(0, pool.primary, "held for a repair")
+            reply = await pool.call(
+                0, pool.primary, "GET", shard_path(request), params=params, headers=headers
+            )
+            return reply, True
+        except ShardCallError:
+            found = await sibling_call(pool, "GET", shard_path(request), params, headers)
+            if found is None:
+                raise
+            return found, False
+
+    async def _client_id(self, st: State, tenant: str, database: str, name: str) -> str:
+        """A collection's client id while the primary is away: known, or written down."""
+        client_id = st.collections.known_id(tenant, database, name)
+        if client_id is None:
+            client_id = await client_id_of(st.pool, tenant, database, name)
+        if client_id is None:  # never answer with a sibling's own id
+            raise shard_unavailable(0, st.pool.primary, f"collection {name} has no id entry")
+        return client_id
+
     async def get_collection(self, request: Request, st: State) -> Response:
         tenant, database = request.path_params["tenant"], request.path_params["database"]
+        asked = request.path_params["collection_id"]
         headers = auth_headers(request)
-        reply = await st.pool.call(0, st.pool.primary, "GET", shard_path(request), headers=headers)
-        if not reply.ok:
-            return passthrough(reply)
-        check_scope(reply.json(), tenant, database, request.path_params["collection_id"])
-        model = await self._fill_dimension(st, tenant, database, reply.json(), headers)
+        if request.url.path.endswith(f"/by-id/{asked}"):
+            model, _ = await st.collections.model_by_id(tenant, database, asked, headers)
+        else:
+            reply, direct = await self._primary_or_sibling(st, request)
+            if not reply.ok:
+                return passthrough(reply)
+            model = reply.json()
+            if not direct:
+                model["id"] = await self._client_id(st, tenant, database, str(model["name"]))
+        check_scope(model, tenant, database, asked)
+        model = await self._fill_dimension(st, tenant, database, model, headers)
         return json_response(model)
 
     async def list_collections(self, request: Request, st: State) -> Response:
         tenant, database = request.path_params["tenant"], request.path_params["database"]
         headers = auth_headers(request)
-        reply = await st.pool.call(
-            0,
-            st.pool.primary,
-            "GET",
-            shard_path(request),
-            params=dict(request.query_params),
-            headers=headers,
-        )
+        reply, direct = await self._primary_or_sibling(st, request, dict(request.query_params))
         if not reply.ok:
             return passthrough(reply)
+        listed: list[dict[str, Any]] = reply.json()
+        if not direct:
+            ids = await asyncio.gather(
+                *(self._client_id(st, tenant, database, str(m["name"])) for m in listed)
+            )
+            listed = [{**m, "id": i} for m, i in zip(listed, ids, strict=True)]
         models = await asyncio.gather(
-            *(self._fill_dimension(st, tenant, database, m, headers) for m in reply.json())
+            *(self._fill_dimension(st, tenant, database, m, headers) for m in listed)
         )
         return json_response(list(models))
 
     async def collections_count(self, request: Request, st: State) -> Response:
-        reply = await st.pool.call(
-            0, st.pool.primary, "GET", shard_path(request), headers=auth_headers(request)
-        )
+        reply, _ = await self._primary_or_sibling(st, request)
         return passthrough(reply)
 
     async def modify_collection(self, request: Request, st: State) -> Response:
@@ -195,8 +234,10 @@ class CollectionRoutes:
         for reply in replies:
             if not reply.ok:
                 raise reply_error(reply, f"shard {reply.shard}: " if reply.shard else "")
-        if isinstance(body.get("new_name"), str):
+        if isinstance(body.get("new_name"), str) and body["new_name"] != coll.name:
+            old = (coll.tenant, coll.database, coll.name)
             coll.name = body["new_name"]
+            await self.core.ids.renamed(coll.client_id, old, (*old[:2], coll.name))
         return passthrough(replies[0])
 
     async def _resolve(self, request: Request, st: State) -> ResolvedCollection:
@@ -222,10 +263,12 @@ class CollectionRoutes:
             if ep != primary
         }
         replies, failed = await gather(calls)
-        if model_reply.ok:
-            gone = ResolvedCollection(str(model_reply.json()["id"]), tenant, database, name)
+        gone_id = str(model_reply.json()["id"]) if model_reply.ok else None
+        if gone_id is not None:
+            gone = ResolvedCollection(gone_id, tenant, database, name)
             await self.core.invalidate(st, gone, forget=True)
         st.collections.forget_name(tenant, database, name)
+        await self.core.ids.dropped(gone_id, (tenant, database, name))
         require_all(failed)
         require_ok(replies.values(), allowed=frozenset({404}))
         return passthrough(first)

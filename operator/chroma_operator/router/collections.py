@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -24,6 +24,9 @@ from chroma_operator.router.errors import (
 )
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.trace import trace_headers
+
+if TYPE_CHECKING:
+    from chroma_operator.router.collection_ids import CollectionIds
 
 
 def db_path(tenant: str, database: str) -> str:
@@ -85,9 +88,15 @@ Key = tuple[str, str, str]
 
 
 class CollectionMap:
-    def __init__(self, pool: ShardPool, on_tenant: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self,
+        pool: ShardPool,
+        on_tenant: Callable[[str], object] | None = None,
+        ids: CollectionIds | None = None,
+    ) -> None:
         self.pool = pool
         self.on_tenant = on_tenant  # told of the tenant of each collection learned
+        self.ids = ids  # written down for lookups while the primary is away
         self._known: dict[Key, ResolvedCollection] = {}
         self._learning: dict[Key, asyncio.Task[bool]] = {}
 
@@ -178,10 +187,16 @@ class CollectionMap:
         return healed
 
     def learn(
-        self, tenant: str, database: str, name: str, models: Mapping[str, dict[str, Any]]
+        self,
+        tenant: str,
+        database: str,
+        name: str,
+        models: Mapping[str, dict[str, Any]],
+        stand_in: dict[str, Any] | None = None,
     ) -> ResolvedCollection | None:
-        """Record the per-replica ids from their models; the primary's id is the key."""
-        primary = models.get(self.pool.primary)
+        """Record the per-replica ids from their models; the primary's id is the key (or,
+        while the primary is away, the `stand_in` model's: a sibling's, with that id)."""
+        primary = models.get(self.pool.primary, stand_in)
         if primary is None:
             return None
         coll = ResolvedCollection(
@@ -190,29 +205,48 @@ class CollectionMap:
             database=database,
             name=name,
             ids={ep: str(m["id"]) for ep, m in models.items()},
-            dimension=max_dimension(models.values()),
+            dimension=max_dimension([*models.values(), primary]),
             space=distance_space(primary),
         )
         self._known[(tenant, database, coll.client_id)] = coll
         if self.on_tenant is not None:
             self.on_tenant(tenant)
+        if self.ids is not None:
+            self.ids.saw(coll.client_id, (tenant, database, name))
         return coll
 
-    async def _primary_model(
+    def known_id(self, tenant: str, database: str, name: str) -> str | None:
+        """The client id of a collection this router resolved, by name."""
+        for key, coll in self._known.items():
+            if key[:2] == (tenant, database) and coll.name == name:
+                return coll.client_id
+        return None
+
+    async def model_by_id(
         self, tenant: str, database: str, client_id: str, headers: Mapping[str, str]
-    ) -> dict[str, Any]:
-        """The primary's model of the collection: its name, and proof that it still exists."""
+    ) -> tuple[dict[str, Any], bool]:
+        """The primary's model of the collection: its name, and proof that it still exists;
+        and whether the primary said so (else an in-sync sibling did, through the entries
+        of `collection_ids.py`, while the primary is away)."""
         primary = self.pool.primary
         path = f"{db_path(tenant, database)}/collections/by-id/{client_id}"
+        ids = self.ids
         try:
+            if ids is not None and not ids.primary_usable(self.pool):
+                raise ShardCallError(0, primary, "held for a repair")
             reply = await self.pool.call(0, primary, "GET", path, headers=headers)
         except ShardCallError as exc:
-            raise shard_unavailable(0, primary, exc.reason) from exc
+            model = None
+            if ids is not None:
+                model = await ids.stand_in_model(self.pool, tenant, database, client_id, headers)
+            if model is None:
+                raise shard_unavailable(0, primary, exc.reason) from exc
+            return model, False
         if not reply.ok:
             raise reply_error(reply)
-        model: dict[str, Any] = reply.json()
-        check_scope(model, tenant, database, client_id)
-        return model
+        found: dict[str, Any] = reply.json()
+        check_scope(found, tenant, database, client_id)
+        return found, True
 
     def _learning_task(
         self,
@@ -249,8 +283,8 @@ class CollectionMap:
         ids go into `coll` itself: requests holding it see them too. False when only a
         full resolve will do (the collection was renamed, or a replica lacks it).
         """
-        primary_model, (models, missing) = await asyncio.gather(
-            self._primary_model(coll.tenant, coll.database, coll.client_id, headers),
+        (primary_model, _), (models, missing) = await asyncio.gather(
+            self.model_by_id(coll.tenant, coll.database, coll.client_id, headers),
             self._by_name(coll.tenant, coll.database, coll.name, headers, unknown),
         )
         if missing or primary_model.get("name") != coll.name:
@@ -281,13 +315,17 @@ class CollectionMap:
             done, _ = await asyncio.wait({learning}, timeout=LEARN_WAIT_S)
             if not done or learning.result():
                 return coll  # still out: this request does without those replicas
-        primary_model = await self._primary_model(tenant, database, client_id, headers)
+        primary_model, direct = await self.model_by_id(tenant, database, client_id, headers)
         name = str(primary_model["name"])
-        models, missing = await self._by_name(tenant, database, name, headers, self.readable())
+        readable = self.readable()
+        if not direct:  # away or held: its id for the collection is learned once it is back
+            readable = [(s, ep) for s, ep in readable if ep != self.pool.primary]
+        models, missing = await self._by_name(tenant, database, name, headers, readable)
         if missing:
             models.update(await self._heal(tenant, database, primary_model, missing, headers))
-        models[self.pool.primary] = primary_model
-        learned = self.learn(tenant, database, name, models)
+        if direct:
+            models[self.pool.primary] = primary_model
+        learned = self.learn(tenant, database, name, models, stand_in=primary_model)
         assert learned is not None  # a replica that did not answer is asked next time
         return learned
 

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from chroma_operator.router.auth import AuthGate
 from chroma_operator.router.cache import QueryCache
 from chroma_operator.router.catchup import CatchUp
+from chroma_operator.router.collection_ids import CollectionIds
 from chroma_operator.router.collections import CollectionMap, ResolvedCollection
 from chroma_operator.router.fanout import gather, require_all, require_ok
 from chroma_operator.router.lost_replicas import LostReplicas
@@ -55,6 +56,7 @@ class RouterCore:
         self.catchup = CatchUp(self.book, lambda: self.state.pool, self.metrics)
         self.lost_replicas = LostReplicas(self.book, lambda: self.state.pool)
         self.tenants = TenantRegistry(lambda: self.state.pool)
+        self.ids = CollectionIds(lambda: self.state.pool)
         self.state = self.make_state(source.current)
         self.auth = AuthGate(source.current.auth)
         # Short: a write waits for its peers' invalidations, and a vanished peer must not
@@ -72,7 +74,7 @@ class RouterCore:
         recall = RecallSampler(
             self.metrics, slo.recall_sample_rate, slo.recall_k, slo.recall_max_per_second
         )
-        collections = CollectionMap(pool, self.tenants.saw)
+        collections = CollectionMap(pool, self.tenants.saw, self.ids)
         return State(topology, pool, collections, self.new_cache(topology), recall)
 
     @staticmethod

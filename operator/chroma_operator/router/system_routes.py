@@ -86,6 +86,7 @@ class SystemRoutes:
         )
         st.collections.forget_all()
         self.core.tenants.forget_all()  # the registry went with everything else
+        self.core.ids.forget_all()  # and so did the collection id entries
         st.cache = self.core.new_cache(st.topology)
         bad = [r for r in replies if not r.ok]
         return passthrough(bad[0] if bad else replies[0])

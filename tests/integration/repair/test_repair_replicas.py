@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from chroma_operator.cli import app
 from chroma_operator.data.chroma_http import DEFAULT_DATABASE, DEFAULT_TENANT, ChromaHTTP
+from chroma_operator.data.collection_ids import IDS_DATABASE, NAMES_DATABASE, id_entry, name_entry
 from chroma_operator.data.digest import Digest, digest_collection
 from chroma_operator.data.tenant_registry import REGISTRY_DATABASE, RESERVED_TENANT, registered_at
 from chroma_operator.local.chroma_server import ChromaServer, free_port
@@ -227,6 +228,32 @@ def test_a_tenant_of_its_own_is_repaired_without_being_named(
         refs = [h.collection_ref(tenant, DEFAULT_DATABASE, name) for h in (fixed, kept)]
         assert refs[0] is not None and refs[1] is not None
         assert digest_collection(fixed, refs[0]) == digest_collection(kept, refs[1])
+
+
+def test_shard_zero_replicas_get_the_client_ids_back(
+    cluster: tuple[list[list[ChromaServer]], RouterProcess],
+) -> None:
+    """The router wrote a new collection's client id down on shard 0's second replica
+    (routers find collections there while the first is away); a repair of a replica
+    that lost them writes them again, with the ids clients hold."""
+    grid, router = cluster
+    name = f"ids-{uuid.uuid4().hex[:6]}"
+    client_id = str(router.client().create_collection(name).id)
+    where = {"tenant": DEFAULT_TENANT, "database": DEFAULT_DATABASE, "name": name}
+    by_name = name_entry(DEFAULT_TENANT, DEFAULT_DATABASE, name)
+    with ChromaHTTP(grid[0][1].url) as http:
+        written = http.get_collection(RESERVED_TENANT, IDS_DATABASE, id_entry(client_id))
+        assert written is not None and written["metadata"] == where
+        for database in (IDS_DATABASE, NAMES_DATABASE):  # as after a lost volume
+            http.delete_database(RESERVED_TENANT, database)
+
+    report = run_repair(Options(url=router.url, collection=name, records_per_second=0))
+    assert report.converged, report.summary()
+    with ChromaHTTP(grid[0][1].url) as http:
+        again = http.get_collection(RESERVED_TENANT, IDS_DATABASE, id_entry(client_id))
+        named = http.get_collection(RESERVED_TENANT, NAMES_DATABASE, by_name)
+    assert again is not None and again["metadata"] == where
+    assert named is not None and named["metadata"] == {"client_id": client_id, **where}
 
 
 def test_a_replica_down_is_reported_and_skipped(

@@ -205,3 +205,31 @@ def test_a_replica_back_empty_between_two_requests_is_never_read(
         router.stop()
         if not lost.running:
             lost.start()
+
+
+def test_a_primary_back_without_its_data_leaves_its_collections_found(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    """Shard 0's first replica (whose ids clients see) back empty: while it is held for
+    the repair, collections are found through its sibling, under the ids clients hold.
+    Before, `get_collection` asked it and answered NotFoundError."""
+    router, hints = router_with_old_marks(replicas)
+    name = "primary-lost"
+    made = router.client().create_collection(name)
+    made.add(**batch("p", 30, seed=5))
+    client_id = str(made.id)
+    router.stop()
+    lost, kept = replicas[0]
+    lost.kill()
+    back_empty(lost)
+    router = looking_router(replicas, hints, "shard-0-0")
+    try:
+        found = router.client().get_collection(name)
+        assert str(found.id) == client_id
+        assert found.count() == 30
+        assert found.get(ids=["p7"])["ids"] == ["p7"]
+        found.add(**batch("q", 10, seed=6))
+        assert found.count() == 40
+        repaired(router, "shard-0-0", kept, lost, name)
+    finally:
+        router.stop()
