@@ -21,7 +21,6 @@ from chroma_operator.data.chroma_http import (
     ChromaHTTP,
     CollectionRef,
 )
-from chroma_operator.data.collection_ids import ensure_entry_databases, write_entries
 from chroma_operator.data.digest import (
     DEFAULT_BUCKETS,
     Digest,
@@ -34,11 +33,12 @@ from chroma_operator.data.digest import (
 )
 from chroma_operator.data.mover import CollectionSink, RateLimiter, delete_ids
 from chroma_operator.data.records import RecordBatch
-from chroma_operator.data.tenant_registry import register, registered_at, tenants_to_cover
+from chroma_operator.data.tenant_registry import registered_at, tenants_to_cover
 from chroma_operator.repair import plan
 from chroma_operator.repair.errors import EXIT_UNKNOWN_COLLECTION, RepairError
 from chroma_operator.repair.plan import Replica
 from chroma_operator.repair.report import CollectionResult, RepairReport
+from chroma_operator.repair.reserved import write_reserved
 from chroma_operator.repair.routers import discover, notify_repaired
 
 Log = Callable[[str], None]
@@ -81,49 +81,6 @@ class Repairer:
                 replica.endpoint, headers=self.opts.headers(), timeout=self.opts.timeout, retries=2
             )
         return self.clients[replica.endpoint]
-
-    def register_tenants(self, replicas: list[Replica]) -> None:
-        """Every replica repaired from scratch holds the tenant registry again (marks are
-        not copied: a router puts those back)."""
-        for r in replicas:
-            if r.name in self.report.skipped or r.state == plan.FENCED:
-                continue
-            try:
-                register(self.http(r), self.tenants)
-            except ChromaCallError as exc:
-                self.report.warnings.append(f"{r.name}: tenant registry not written: {exc}")
-
-    def write_collection_ids(self, shard0: list[Replica]) -> None:
-        """Shard 0's other replicas hold the client ids of every collection again, read
-        from the primary (the ids clients hold), so routers find collections while the
-        primary is away (`data/collection_ids.py`)."""
-        primary = next((r for r in shard0 if r.ordinal == 0), None)
-        others = [
-            r
-            for r in shard0
-            if r is not primary and r.name not in self.report.skipped and r.state != plan.FENCED
-        ]
-        if not others:
-            return
-        if primary is None or not primary.in_sync or primary.name in self.report.skipped:
-            self.report.warnings.append(
-                "collection ids not written: shard 0's first replica is not in sync"
-            )
-            return
-        source = self.http(primary)
-        try:
-            found = [
-                (str(c["id"]), (tenant, database, str(c["name"])))
-                for tenant in self.tenants
-                for database in source.list_databases(tenant)
-                for c in source.list_collections(tenant, database)
-            ]
-            for r in others:
-                ensure_entry_databases(self.http(r))
-                for client_id, where in found:
-                    write_entries(self.http(r), client_id, where)
-        except ChromaCallError as exc:
-            self.report.warnings.append(f"collection ids not written: {exc}")
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -388,9 +345,7 @@ def run_repair(opts: Options) -> RepairReport:
             )
             repairer.repair_shard(replicas)
         if not opts.dry_run:
-            repairer.register_tenants([r for replicas in shards for r in replicas])
-            if shards:
-                repairer.write_collection_ids(shards[0])
+            write_reserved(repairer, shards)
     finally:
         repairer.close()
         if bar is not None:
