@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -177,8 +177,12 @@ class CollectionIds:
         self._written.clear()
 
     @staticmethod
-    def primary_usable(pool: ShardPool) -> bool:
-        return primary_usable(pool)
+    async def primary_first(
+        primary: Callable[[], Awaitable[Any]],
+        sibling: Callable[[], Awaitable[Any]],
+        pool: ShardPool,
+    ) -> tuple[Any, bool]:
+        return await primary_first(primary, sibling, pool)
 
     @staticmethod
     async def stand_in_model(
@@ -222,6 +226,50 @@ async def client_id_of(pool: ShardPool, tenant: str, database: str, name: str) -
         return None
     client_id = meta.get("client_id")
     return client_id if isinstance(client_id, str) else None
+
+
+# A primary this slow to say what a collection is (it answers in milliseconds) is
+# probably hung: an in-sync sibling is asked too, and the first usable answer wins.
+PRIMARY_WAIT_S = 1.0
+
+
+async def primary_first(
+    primary: Callable[[], Awaitable[Any]],
+    sibling: Callable[[], Awaitable[Any]],
+    pool: ShardPool,
+) -> tuple[Any, bool]:
+    """The primary's answer, else the sibling's; and whether the primary gave it.
+
+    The sibling is asked when the primary is held for a repair, fails at the transport,
+    or has not answered in `PRIMARY_WAIT_S`; then the first usable answer wins. A sibling
+    that cannot say (None: no entry yet) leaves the primary's answer or failure standing.
+    """
+    if not primary_usable(pool):
+        found = await sibling()
+        if found is None:
+            raise ShardCallError(0, pool.primary, "held for a repair")
+        return found, False
+    first: asyncio.Future[Any] = asyncio.ensure_future(primary())
+    done, _ = await asyncio.wait({first}, timeout=PRIMARY_WAIT_S)
+    if done and not isinstance(first.exception(), ShardCallError):
+        return first.result(), True
+    second: asyncio.Future[Any] = asyncio.ensure_future(sibling())
+    pending: set[asyncio.Future[Any]] = {first, second} - done
+    try:
+        while pending:
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if first in finished and not isinstance(first.exception(), ShardCallError):
+                return first.result(), True
+            if second in finished and second.exception() is None:
+                found = second.result()
+                if found is not None:
+                    return found, False
+        return first.result(), True  # both done, neither usable: the primary's failure
+    finally:
+        for task in (first, second):
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the other answer won
+            task.cancel()
 
 
 async def sibling_call(

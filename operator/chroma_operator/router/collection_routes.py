@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chroma_operator.router import validate as v
-from chroma_operator.router.collection_ids import client_id_of, primary_usable, sibling_call
+from chroma_operator.router.collection_ids import client_id_of, primary_first, sibling_call
 from chroma_operator.router.collections import (
     ResolvedCollection,
     check_scope,
@@ -30,7 +30,7 @@ from chroma_operator.router.collections import (
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import deserialize_error, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
-from chroma_operator.router.shards import Reply, ShardCallError
+from chroma_operator.router.shards import Reply
 from chroma_operator.router.state import (
     COLL,
     DB,
@@ -148,19 +148,17 @@ class CollectionRoutes:
     ) -> tuple[Reply, bool]:
         """The request's GET answered by the primary, or while it is away (or held for a
         repair) by an in-sync sibling of shard 0; and whether the primary answered."""
-        pool, headers = st.pool, auth_headers(request)
-        try:
-            if not primary_usable(pool):
-                raise ShardCallError(0, pool.primary, "held for a repair")
-            reply = await pool.call(
-                0, pool.primary, "GET", shard_path(request), params=params, headers=headers
-            )
-            return reply, True
-        except ShardCallError:
-            found = await sibling_call(pool, "GET", shard_path(request), params, headers)
-            if found is None:
-                raise
-            return found, False
+        pool, headers, path = st.pool, auth_headers(request), shard_path(request)
+
+        async def ask_primary() -> Reply:
+            return await pool.call(0, pool.primary, "GET", path, params=params, headers=headers)
+
+        async def ask_sibling() -> Any:
+            return await sibling_call(pool, "GET", path, params, headers)
+
+        reply: Reply
+        reply, direct = await primary_first(ask_primary, ask_sibling, pool)
+        return reply, direct
 
     async def _client_id(self, st: State, tenant: str, database: str, name: str) -> str:
         """A collection's client id while the primary is away: known, or written down."""

@@ -228,20 +228,28 @@ class CollectionMap:
         """The primary's model of the collection: its name, and proof that it still exists;
         and whether the primary said so (else an in-sync sibling did, through the entries
         of `collection_ids.py`, while the primary is away)."""
-        primary = self.pool.primary
+        pool, primary = self.pool, self.pool.primary
         path = f"{db_path(tenant, database)}/collections/by-id/{client_id}"
-        ids = self.ids
+
+        async def ask_primary() -> Reply:
+            return await pool.call(0, primary, "GET", path, headers=headers)
+
+        answer: Any
         try:
-            if ids is not None and not ids.primary_usable(self.pool):
-                raise ShardCallError(0, primary, "held for a repair")
-            reply = await self.pool.call(0, primary, "GET", path, headers=headers)
+            if self.ids is None:
+                answer, direct = await ask_primary(), True
+            else:
+                ids = self.ids
+
+                async def ask_sibling() -> dict[str, Any] | None:
+                    return await ids.stand_in_model(pool, tenant, database, client_id, headers)
+
+                answer, direct = await ids.primary_first(ask_primary, ask_sibling, pool)
         except ShardCallError as exc:
-            model = None
-            if ids is not None:
-                model = await ids.stand_in_model(self.pool, tenant, database, client_id, headers)
-            if model is None:
-                raise shard_unavailable(0, primary, exc.reason) from exc
-            return model, False
+            raise shard_unavailable(0, primary, exc.reason) from exc
+        if not direct:
+            return answer, False
+        reply: Reply = answer
         if not reply.ok:
             raise reply_error(reply)
         found: dict[str, Any] = reply.json()

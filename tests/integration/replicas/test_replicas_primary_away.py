@@ -10,6 +10,7 @@ the primary is killed with SIGKILL and started again on the same data.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import pytest
 from chromadb.errors import NotFoundError
 
 from chroma_operator.local.chroma_server import ChromaServer
-from replica_harness import DIM, batch, router_for, wait_in_sync
+from chroma_operator.router.collection_ids import PRIMARY_WAIT_S
+from replica_harness import DIM, SHARD_TIMEOUT, batch, hung, router_for, wait_in_sync
 from router_harness import RouterProcess, new_tenant
 
 pytestmark = pytest.mark.slow
@@ -28,8 +30,8 @@ pytestmark = pytest.mark.slow
 TENANT = "away"
 
 
-def client(port: int) -> Any:
-    return chromadb.HttpClient(host="127.0.0.1", port=port, tenant=TENANT)
+def client(port: int, tenant: str = TENANT) -> Any:
+    return chromadb.HttpClient(host="127.0.0.1", port=port, tenant=tenant)
 
 
 def records(server: ChromaServer, name: str) -> dict[str, tuple[bytes, Any]]:
@@ -41,12 +43,12 @@ def records(server: ChromaServer, name: str) -> dict[str, tuple[bytes, Any]]:
 
 
 def set_up_before_the_primary_goes(
-    replicas: list[list[ChromaServer]], hints: Path
+    replicas: list[list[ChromaServer]], hints: Path, tenant: str = TENANT
 ) -> dict[str, str]:
     """Collections made, renamed, deleted and used through a first router; their ids."""
     first = router_for(replicas, hints).start()
     try:
-        made = new_tenant(first.port, TENANT)
+        made = new_tenant(first.port, tenant)
         kept = made.create_collection("kept", embedding_function=None)
         kept.add(**batch("k", 40, seed=1))
         made.create_collection("to-rename", embedding_function=None).modify(name="renamed")
@@ -56,7 +58,7 @@ def set_up_before_the_primary_goes(
         # down): this router's first use of it writes them.
         for shard in replicas:
             for server in shard:
-                client(server.port).create_collection("older", embedding_function=None)
+                client(server.port, tenant).create_collection("older", embedding_function=None)
         older = made.get_collection("older")
         older.add(**batch("o", 10, seed=2))
         ids = {c.name: str(c.id) for c in made.list_collections()}
@@ -111,5 +113,31 @@ def test_collections_are_found_and_served_while_the_primary_is_killed(
         assert any(i.startswith("late") for i in on_primary)  # shard 0's share of them
         assert client(router.port).get_collection("kept").count() == 50
         assert str(client(router.port).get_collection("kept").id) == ids["kept"]
+    finally:
+        router.stop()
+
+
+def test_a_hung_primary_holds_collection_lookups_a_second_not_the_shard_timeout(
+    replicas: list[list[ChromaServer]],
+) -> None:
+    """SIGSTOP: the primary takes connections and answers nothing. Lookups ask its
+    sibling after a second (`PRIMARY_WAIT_S`) instead of waiting out the shard timeout
+    (8 s here: before, 8.0 s for `get_collection` and 32 s for these three calls)."""
+    tenant = "hung-primary"
+    ids = set_up_before_the_primary_goes(replicas, Path(tempfile.mkdtemp()), tenant)
+    primary = replicas[0][0]
+    router = router_for(replicas, Path(tempfile.mkdtemp(prefix="hints-"))).start()
+    try:
+        with hung(primary):
+            c = client(router.port, tenant)
+            started = time.monotonic()
+            kept = c.get_collection("kept")
+            looked_up = time.monotonic() - started
+            assert str(kept.id) == ids["kept"]
+            assert kept.count() == 40
+            assert {col.name: str(col.id) for col in c.list_collections()} == ids
+            took = time.monotonic() - started
+        assert looked_up < PRIMARY_WAIT_S + 3 < SHARD_TIMEOUT
+        assert took < 3 * (PRIMARY_WAIT_S + 3)
     finally:
         router.stop()
