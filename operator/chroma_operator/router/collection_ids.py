@@ -35,7 +35,7 @@ from chroma_operator.data.collection_ids import (
     name_entry,
 )
 from chroma_operator.data.tenant_registry import RESERVED_TENANT
-from chroma_operator.router.collections import by_name_path, id_path
+from chroma_operator.router.collections import by_name_path, db_path, id_path
 from chroma_operator.router.lost_replicas import put_reserved_collection
 from chroma_operator.router.shards import ShardCallError, ShardPool
 
@@ -61,19 +61,27 @@ def primary_usable(pool: ShardPool) -> bool:
 async def _put_entry(
     pool: ShardPool, endpoint: str, database: str, name: str, metadata: dict[str, Any]
 ) -> bool:
-    """The entry on one replica with exactly `metadata` (an older one is overwritten)."""
-    if not await put_reserved_collection(pool, 0, endpoint, database, name, metadata):
-        return False
+    """The entry on one replica with exactly `metadata` (an older one is overwritten).
+
+    One request when the routers' tenant and the database are there already (a create
+    with `get_or_create` answers the existing entry too); the first time, three more."""
+    create = f"{db_path(RESERVED_TENANT, database)}/collections"
+    body = orjson.dumps({"name": name, "get_or_create": True, "metadata": metadata})
     try:
-        reply = await pool.call(0, endpoint, "GET", by_name_path(RESERVED_TENANT, database, name))
-        if not reply.ok:
-            return False
+        reply = await pool.call(0, endpoint, "POST", create, content=body)
+        if not reply.ok:  # no tenant or database yet on this replica
+            if not await put_reserved_collection(pool, 0, endpoint, database, name, metadata):
+                return False
+            path = by_name_path(RESERVED_TENANT, database, name)
+            reply = await pool.call(0, endpoint, "GET", path)
+            if not reply.ok:
+                return False
         model = reply.json()
         if (model.get("metadata") or {}) == metadata:
             return True
         path = id_path(RESERVED_TENANT, database, str(model["id"]))
-        body = orjson.dumps({"new_metadata": metadata})
-        return (await pool.call(0, endpoint, "PUT", path, content=body)).ok
+        change = orjson.dumps({"new_metadata": metadata})
+        return (await pool.call(0, endpoint, "PUT", path, content=change)).ok
     except ShardCallError:
         return False
 
