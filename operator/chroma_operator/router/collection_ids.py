@@ -111,7 +111,9 @@ async def _entry(pool: ShardPool, database: str, name: str) -> dict[str, Any] | 
 
 
 class CollectionIds:
-    """One router's writer of the entries; lookups are the module's functions."""
+    """One router's writer of the entries. Its static methods are the lookups the
+    collection map uses (`collections.py`, which this module imports, reaches them
+    through the instance it is given)."""
 
     def __init__(self, pool: Callable[[], ShardPool]) -> None:
         self.pool = pool
