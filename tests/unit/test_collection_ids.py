@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
+from chroma_names import CHROMA_NAME
 from chroma_operator.data.collection_ids import (
     IDS_DATABASE,
     NAMES_DATABASE,
@@ -12,14 +11,11 @@ from chroma_operator.data.collection_ids import (
     name_entry,
 )
 
-# Chroma 1.5.9's rule for collection names.
-VALID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
-
 
 def test_entry_names_are_valid_collection_names_for_any_collection() -> None:
-    assert VALID.match(id_entry("0d5f6c2e-8a4b-4c1e-9f3a-2b7d9e1c4a60"))
+    assert CHROMA_NAME.match(id_entry("0d5f6c2e-8a4b-4c1e-9f3a-2b7d9e1c4a60"))
     for where in [("t", "d", "n"), ("ténant/ü", "db with space", "x" * 512)]:
-        assert VALID.match(name_entry(*where))
+        assert CHROMA_NAME.match(name_entry(*where))
 
 
 def test_entry_names_tell_collections_apart() -> None:

@@ -1,5 +1,5 @@
 """Which answer a collection lookup takes when the primary is slow, fails or is held
-(`router/collection_ids.primary_first`), with plain coroutines in place of the calls."""
+(`router/shard_zero.primary_first`), with plain coroutines in place of the calls."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from chroma_operator.router import collection_ids
-from chroma_operator.router.collection_ids import primary_first
+from chroma_operator.router import shard_zero
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.replicas import ReplicaBook
+from chroma_operator.router.shard_zero import primary_first
 from chroma_operator.router.shards import ShardCallError, ShardPool
 from router_harness import make_topology
 
@@ -20,7 +20,7 @@ PRIMARY, SIBLING = "http://127.0.0.1:1", "http://127.0.0.1:2"
 
 @pytest.fixture
 def pool(monkeypatch: pytest.MonkeyPatch) -> ShardPool:
-    monkeypatch.setattr(collection_ids, "PRIMARY_WAIT_S", 0.05)
+    monkeypatch.setattr(shard_zero, "PRIMARY_WAIT_S", 0.05)
     topology = make_topology([[PRIMARY, SIBLING]])
     return ShardPool(topology, RouterMetrics(), ReplicaBook(topology))
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
+from chroma_names import CHROMA_NAME
 from chroma_operator.data.tenant_registry import (
     RESERVED_TENANT,
     registry_name,
     tenants_in,
     tenants_to_cover,
 )
-
-# Chroma 1.5.9's rule for collection names
-CHROMA_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
 def test_registry_names_are_valid_collection_names_for_any_tenant() -> None:

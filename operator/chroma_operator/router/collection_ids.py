@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -37,25 +37,10 @@ from chroma_operator.data.collection_ids import (
 from chroma_operator.data.tenant_registry import RESERVED_TENANT
 from chroma_operator.router.collections import by_name_path, db_path, id_path
 from chroma_operator.router.lost_replicas import put_reserved_collection
+from chroma_operator.router.shard_zero import readable_siblings, sibling_call, siblings
 from chroma_operator.router.shards import ShardCallError, ShardPool
 
 log = logging.getLogger("chroma_operator.router.collection_ids")
-
-
-def siblings(pool: ShardPool) -> list[str]:
-    """Shard 0's replicas other than the primary: where the entries live."""
-    return [ep for ep in pool.shards[0] if ep != pool.primary]
-
-
-def readable_siblings(pool: ShardPool) -> list[str]:
-    return [ep for ep in siblings(pool) if pool.book is None or pool.book.in_sync(ep)]
-
-
-def primary_usable(pool: ShardPool) -> bool:
-    """False while the primary is held for a repair or fenced: it may lack collections."""
-    book = pool.book
-    rep = book.get(pool.primary) if book is not None else None
-    return rep is None or book is None or book.state(rep) not in ("repairing", "fenced")
 
 
 async def _put_entry(
@@ -111,9 +96,9 @@ async def _entry(pool: ShardPool, database: str, name: str) -> dict[str, Any] | 
 
 
 class CollectionIds:
-    """One router's writer of the entries. Its static methods are the lookups the
-    collection map uses (`collections.py`, which this module imports, reaches them
-    through the instance it is given)."""
+    """One router's writer of the entries, and the stand-in lookup the collection map
+    asks for while the primary is away (`collections.py` reaches it through the instance
+    it is given: this module imports that one)."""
 
     def __init__(self, pool: Callable[[], ShardPool]) -> None:
         self.pool = pool
@@ -141,8 +126,6 @@ class CollectionIds:
 
     async def record(self, client_id: str, where: Where) -> bool:
         """Both entries on every sibling; False (and a log line) if one did not take them."""
-        if self._written.get(client_id) == where:
-            return True
         pool = self.pool()
         took = await asyncio.gather(
             *(
@@ -187,14 +170,6 @@ class CollectionIds:
         self._written.clear()
 
     @staticmethod
-    async def primary_first(
-        primary: Callable[[], Awaitable[Any]],
-        sibling: Callable[[], Awaitable[Any]],
-        pool: ShardPool,
-    ) -> tuple[Any, bool]:
-        return await primary_first(primary, sibling, pool)
-
-    @staticmethod
     async def stand_in_model(
         pool: ShardPool, tenant: str, database: str, client_id: str, headers: Mapping[str, str]
     ) -> dict[str, Any] | None:
@@ -204,10 +179,11 @@ class CollectionIds:
         if where is None or where[:2] != (tenant, database):
             return None
         # A deleted collection's entry left behind must not name a new one of that name.
-        if await client_id_of(pool, *where) != client_id:
-            return None
-        reply = await sibling_call(pool, "GET", by_name_path(*where), headers=headers)
-        if reply is None or not reply.ok:
+        named, reply = await asyncio.gather(
+            client_id_of(pool, *where),
+            sibling_call(pool, "GET", by_name_path(*where), headers=headers),
+        )
+        if named != client_id or reply is None or not reply.ok:
             return None
         model: dict[str, Any] = reply.json()
         model["id"] = client_id
@@ -236,64 +212,3 @@ async def client_id_of(pool: ShardPool, tenant: str, database: str, name: str) -
         return None
     client_id = meta.get("client_id")
     return client_id if isinstance(client_id, str) else None
-
-
-# A primary this slow to say what a collection is (it answers in milliseconds) is
-# probably hung: an in-sync sibling is asked too, and the first usable answer wins.
-PRIMARY_WAIT_S = 1.0
-
-
-async def primary_first(
-    primary: Callable[[], Awaitable[Any]],
-    sibling: Callable[[], Awaitable[Any]],
-    pool: ShardPool,
-) -> tuple[Any, bool]:
-    """The primary's answer, else the sibling's; and whether the primary gave it.
-
-    The sibling is asked when the primary is held for a repair, fails at the transport,
-    or has not answered in `PRIMARY_WAIT_S`; then the first usable answer wins. A sibling
-    that cannot say (None: no entry yet) leaves the primary's answer or failure standing.
-    """
-    if not primary_usable(pool):
-        found = await sibling()
-        if found is None:
-            raise ShardCallError(0, pool.primary, "held for a repair")
-        return found, False
-    first: asyncio.Future[Any] = asyncio.ensure_future(primary())
-    done, _ = await asyncio.wait({first}, timeout=PRIMARY_WAIT_S)
-    if done and not isinstance(first.exception(), ShardCallError):
-        return first.result(), True
-    second: asyncio.Future[Any] = asyncio.ensure_future(sibling())
-    pending: set[asyncio.Future[Any]] = {first, second} - done
-    try:
-        while pending:
-            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if first in finished and not isinstance(first.exception(), ShardCallError):
-                return first.result(), True
-            if second in finished and second.exception() is None:
-                found = second.result()
-                if found is not None:
-                    return found, False
-        return first.result(), True  # both done, neither usable: the primary's failure
-    finally:
-        for task in (first, second):
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: the other answer won
-            task.cancel()
-
-
-async def sibling_call(
-    pool: ShardPool,
-    method: str,
-    path: str,
-    params: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Any:
-    """The same call to shard 0's in-sync siblings in turn: the first answer (a `Reply`),
-    or None when none answered."""
-    for ep in readable_siblings(pool):
-        try:
-            return await pool.call(0, ep, method, path, params=params, headers=headers)
-        except ShardCallError:
-            continue
-    return None

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chroma_operator.router import validate as v
-from chroma_operator.router.collection_ids import client_id_of, primary_first, sibling_call
+from chroma_operator.router.collection_ids import client_id_of
 from chroma_operator.router.collections import (
     ResolvedCollection,
     check_scope,
@@ -30,6 +30,7 @@ from chroma_operator.router.collections import (
 from chroma_operator.router.core import RouterCore
 from chroma_operator.router.errors import deserialize_error, shard_unavailable
 from chroma_operator.router.fanout import gather, require_all, require_ok
+from chroma_operator.router.shard_zero import primary_first, sibling_call
 from chroma_operator.router.shards import Reply
 from chroma_operator.router.state import (
     COLL,

@@ -22,6 +22,7 @@ from chroma_operator.router.errors import (
     collection_not_found,
     shard_unavailable,
 )
+from chroma_operator.router.shard_zero import primary_first
 from chroma_operator.router.shards import Reply, ShardCallError, ShardPool
 from chroma_operator.router.trace import trace_headers
 
@@ -91,12 +92,12 @@ class CollectionMap:
     def __init__(
         self,
         pool: ShardPool,
+        ids: CollectionIds,
         on_tenant: Callable[[str], object] | None = None,
-        ids: CollectionIds | None = None,
     ) -> None:
         self.pool = pool
-        self.on_tenant = on_tenant  # told of the tenant of each collection learned
         self.ids = ids  # written down for lookups while the primary is away
+        self.on_tenant = on_tenant  # told of the tenant of each collection learned
         self._known: dict[Key, ResolvedCollection] = {}
         self._learning: dict[Key, asyncio.Task[bool]] = {}
 
@@ -111,11 +112,10 @@ class CollectionMap:
         self._known.clear()
 
     def forget_name(self, tenant: str, database: str, name: str) -> str | None:
-        for key, coll in list(self._known.items()):
-            if key[:2] == (tenant, database) and coll.name == name:
-                del self._known[key]
-                return coll.client_id
-        return None
+        key = self._key_of(tenant, database, name)
+        if key is not None:
+            del self._known[key]
+        return None if key is None else key[2]
 
     def readable(self) -> list[tuple[int, str]]:
         """Replicas that are read from: in sync (a stale or hung one is not asked)."""
@@ -211,16 +211,19 @@ class CollectionMap:
         self._known[(tenant, database, coll.client_id)] = coll
         if self.on_tenant is not None:
             self.on_tenant(tenant)
-        if self.ids is not None:
-            self.ids.saw(coll.client_id, (tenant, database, name))
+        self.ids.saw(coll.client_id, (tenant, database, name))
         return coll
+
+    def _key_of(self, tenant: str, database: str, name: str) -> Key | None:
+        for key, coll in self._known.items():
+            if key[:2] == (tenant, database) and coll.name == name:
+                return key
+        return None
 
     def known_id(self, tenant: str, database: str, name: str) -> str | None:
         """The client id of a collection this router resolved, by name."""
-        for key, coll in self._known.items():
-            if key[:2] == (tenant, database) and coll.name == name:
-                return coll.client_id
-        return None
+        key = self._key_of(tenant, database, name)
+        return None if key is None else key[2]
 
     async def model_by_id(
         self, tenant: str, database: str, client_id: str, headers: Mapping[str, str]
@@ -234,17 +237,12 @@ class CollectionMap:
         async def ask_primary() -> Reply:
             return await pool.call(0, primary, "GET", path, headers=headers)
 
+        async def ask_sibling() -> dict[str, Any] | None:
+            return await self.ids.stand_in_model(pool, tenant, database, client_id, headers)
+
         answer: Any
         try:
-            if self.ids is None:
-                answer, direct = await ask_primary(), True
-            else:
-                ids = self.ids
-
-                async def ask_sibling() -> dict[str, Any] | None:
-                    return await ids.stand_in_model(pool, tenant, database, client_id, headers)
-
-                answer, direct = await ids.primary_first(ask_primary, ask_sibling, pool)
+            answer, direct = await primary_first(ask_primary, ask_sibling, pool)
         except ShardCallError as exc:
             raise shard_unavailable(0, primary, exc.reason) from exc
         if not direct:

@@ -74,7 +74,7 @@ class RouterCore:
         recall = RecallSampler(
             self.metrics, slo.recall_sample_rate, slo.recall_k, slo.recall_max_per_second
         )
-        collections = CollectionMap(pool, self.tenants.saw, self.ids)
+        collections = CollectionMap(pool, self.ids, self.tenants.saw)
         return State(topology, pool, collections, self.new_cache(topology), recall)
 
     @staticmethod

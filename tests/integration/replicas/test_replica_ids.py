@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from chroma_operator.local.chroma_server import ChromaServer
+from chroma_operator.router.collection_ids import CollectionIds
 from chroma_operator.router.collections import LEARN_WAIT_S, CollectionMap, ResolvedCollection
 from chroma_operator.router.metrics import RouterMetrics
 from chroma_operator.router.replicas import Replica, ReplicaBook
@@ -84,7 +85,7 @@ async def router(replicas: list[list[ChromaServer]]) -> AsyncIterator[Router]:
     )
     book = ReplicaBook(topology)
     pool = ShardPool(topology, RouterMetrics(), book)
-    yield Router(pool, book, CollectionMap(pool))
+    yield Router(pool, book, CollectionMap(pool, CollectionIds(lambda: pool)))
     await pool.aclose()
 
 

@@ -21,7 +21,7 @@ import pytest
 from chromadb.errors import NotFoundError
 
 from chroma_operator.local.chroma_server import ChromaServer
-from chroma_operator.router.collection_ids import PRIMARY_WAIT_S
+from chroma_operator.router.shard_zero import PRIMARY_WAIT_S
 from replica_harness import DIM, SHARD_TIMEOUT, batch, hung, router_for, wait_in_sync
 from router_harness import RouterProcess, new_tenant
 
